@@ -1,0 +1,1 @@
+"""Encoders: turn review text and behaviour into node feature tensors."""

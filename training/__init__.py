@@ -1,0 +1,1 @@
+"""Training: heterogeneous GNN models, fitting, evaluation, calibration and ring detection."""
