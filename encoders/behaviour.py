@@ -1,0 +1,192 @@
+"""Behaviour features per node type, computed in numpy on the exported arrays.
+
+Everything is a bincount or a grouped reduction over edge arrays, so the cost is linear in the
+number of edges and there is no Python loop per node or per edge.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from graph.export import GraphExport
+
+MS_PER_DAY = 86_400_000.0
+MS_PER_HOUR = 3_600_000
+
+
+def _count(index: np.ndarray, n: int, weights: np.ndarray | None = None) -> np.ndarray:
+    return np.bincount(index, weights=weights, minlength=n).astype(np.float64)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.divide(num, den, out=np.zeros_like(num, dtype=np.float64), where=den > 0)
+
+
+def _group_max(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros(n, dtype=np.float64)
+    if len(index):
+        np.maximum.at(out, index, values.astype(np.float64))
+    return out
+
+
+def _timestamps(frame: pd.DataFrame, col: str) -> np.ndarray:
+    return pd.to_numeric(frame[col], errors="coerce").fillna(0).to_numpy(np.int64)
+
+
+def reference_time(g: GraphExport) -> int:
+    """The latest event in the graph (epoch ms): 'now' for ages, so features do not drift."""
+    orders = g.edges[("user", "ordered", "product")]
+    ts = _timestamps(orders, "ts")
+    created = _timestamps(g.nodes["user"], "created_at")
+    return int(max(ts.max(initial=0), created.max(initial=0)))
+
+
+def user_features(g: GraphExport) -> pd.DataFrame:
+    """Per user: spend, velocity, refunds, chargebacks, device sharing, age, reviews, ``feat_*``."""
+    n = len(g.ids["user"])
+    now = reference_time(g)
+    orders = g.edges[("user", "ordered", "product")]
+    u = orders["src"].to_numpy(np.int64)
+    amount = pd.to_numeric(orders["amount"], errors="coerce").fillna(0).to_numpy(np.float64)
+    status = orders["status"].to_numpy(dtype=object)
+    ts = _timestamps(orders, "ts")
+    n_orders = _count(u, n)
+    spend = _count(u, n, amount)
+    feats: dict[str, np.ndarray] = {
+        "n_orders": n_orders,
+        "total_spend": spend,
+        "mean_amount": _ratio(spend, n_orders),
+        "max_amount": _group_max(u, amount, n),
+    }
+    for st in ("refunded", "chargeback", "cancelled"):
+        feats[f"{st}_rate"] = _ratio(_count(u, n, (status == st).astype(float)), n_orders)
+    for days in (1, 7, 30):
+        recent = (ts >= now - days * MS_PER_DAY).astype(float)
+        feats[f"orders_last_{days}d"] = _count(u, n, recent)
+    hour_key = pd.DataFrame({"u": u, "h": ts // MS_PER_HOUR})
+    per_hour = hour_key.groupby(["u", "h"]).size()
+    max_per_hour = per_hour.groupby(level=0).max()
+    feats["max_orders_per_hour"] = _scatter(max_per_hour, n)
+    hour_of_day = (ts // MS_PER_HOUR) % 24
+    feats["night_share"] = _ratio(_count(u, n, (hour_of_day < 6).astype(float)), n_orders)
+    created = _timestamps(g.nodes["user"], "created_at")
+    feats["account_age_days"] = (now - created) / MS_PER_DAY
+    first_order = np.full(n, np.inf)
+    if len(u):
+        np.minimum.at(first_order, u, ts.astype(np.float64))
+    feats["days_to_first_order"] = np.where(
+        np.isfinite(first_order), (first_order - created) / MS_PER_DAY, -1.0
+    )
+
+    uses = g.edges[("user", "uses", "device")]
+    uu = uses["src"].to_numpy(np.int64)
+    dd = uses["dst"].to_numpy(np.int64)
+    users_per_device = _count(dd, len(g.ids["device"]))
+    feats["n_devices"] = _count(uu, n)
+    feats["max_users_on_device"] = _group_max(uu, users_per_device[dd], n)
+    feats["mean_users_on_device"] = _ratio(_count(uu, n, users_per_device[dd]), feats["n_devices"])
+    logins = pd.to_numeric(uses.get("logins", pd.Series(dtype=float)), errors="coerce").fillna(0)
+    feats["n_logins"] = _count(uu, n, logins.to_numpy(np.float64))
+
+    reviews = g.edges[("user", "reviewed", "product")]
+    ru = reviews["src"].to_numpy(np.int64)
+    rp = reviews["dst"].to_numpy(np.int64)
+    rating = pd.to_numeric(reviews["rating"], errors="coerce").fillna(0).to_numpy(np.float64)
+    n_reviews = _count(ru, n)
+    n_products = len(g.ids["product"])
+    product_mean = _ratio(_count(rp, n_products, rating), _count(rp, n_products))
+    feats["n_reviews"] = n_reviews
+    feats["mean_rating"] = _ratio(_count(ru, n, rating), n_reviews)
+    feats["five_star_share"] = _ratio(_count(ru, n, (rating == 5).astype(float)), n_reviews)
+    feats["rating_deviation"] = _ratio(_count(ru, n, np.abs(rating - product_mean[rp])), n_reviews)
+    frame = pd.DataFrame(feats)
+    for key in g.feature_keys:
+        frame[key] = g.nodes["user"][key].to_numpy(np.float64)
+    return frame
+
+
+def merchant_features(g: GraphExport) -> pd.DataFrame:
+    """Per merchant: catalogue size, sales, refund/chargeback rates, ratings, age, new-account share."""
+    n = len(g.ids["merchant"])
+    now = reference_time(g)
+    sold_by = g.edges[("product", "sold_by", "merchant")]
+    merchant_of = np.full(len(g.ids["product"]), -1, dtype=np.int64)
+    merchant_of[sold_by["src"].to_numpy(np.int64)] = sold_by["dst"].to_numpy(np.int64)
+    orders = g.edges[("user", "ordered", "product")]
+    m = merchant_of[orders["dst"].to_numpy(np.int64)]
+    ok = m >= 0
+    m = m[ok]
+    amount = pd.to_numeric(orders["amount"], errors="coerce").fillna(0).to_numpy(np.float64)[ok]
+    status = orders["status"].to_numpy(dtype=object)[ok]
+    ts = _timestamps(orders, "ts")[ok]
+    buyer_created = _timestamps(g.nodes["user"], "created_at")[orders["src"].to_numpy(np.int64)][ok]
+    n_orders = _count(m, n)
+    feats = {
+        "n_products": _count(sold_by["dst"].to_numpy(np.int64), n),
+        "n_orders": n_orders,
+        "sales": _count(m, n, amount),
+        "refund_rate": _ratio(_count(m, n, (status == "refunded").astype(float)), n_orders),
+        "chargeback_rate": _ratio(_count(m, n, (status == "chargeback").astype(float)), n_orders),
+        "new_account_share": _ratio(
+            _count(m, n, ((ts - buyer_created) < 7 * MS_PER_DAY).astype(float)), n_orders
+        ),
+        "age_days": (now - _timestamps(g.nodes["merchant"], "created_at")) / MS_PER_DAY,
+    }
+    reviews = g.edges[("user", "reviewed", "product")]
+    rm = merchant_of[reviews["dst"].to_numpy(np.int64)]
+    rok = rm >= 0
+    rating = pd.to_numeric(reviews["rating"], errors="coerce").fillna(0).to_numpy(np.float64)[rok]
+    n_reviews = _count(rm[rok], n)
+    feats["n_reviews"] = n_reviews
+    feats["mean_rating"] = _ratio(_count(rm[rok], n, rating), n_reviews)
+    feats["five_star_share"] = _ratio(_count(rm[rok], n, (rating == 5).astype(float)), n_reviews)
+    return pd.DataFrame(feats)
+
+
+def product_features(g: GraphExport) -> pd.DataFrame:
+    """Per product: price, sales, rating statistics."""
+    n = len(g.ids["product"])
+    orders = g.edges[("user", "ordered", "product")]
+    p = orders["dst"].to_numpy(np.int64)
+    reviews = g.edges[("user", "reviewed", "product")]
+    rp = reviews["dst"].to_numpy(np.int64)
+    rating = pd.to_numeric(reviews["rating"], errors="coerce").fillna(0).to_numpy(np.float64)
+    n_reviews = _count(rp, n)
+    return pd.DataFrame(
+        {
+            "price": pd.to_numeric(g.nodes["product"]["price"], errors="coerce").fillna(0),
+            "n_orders": _count(p, n),
+            "chargeback_rate": _ratio(
+                _count(p, n, (orders["status"].to_numpy(dtype=object) == "chargeback").astype(float)),
+                _count(p, n),
+            ),
+            "n_reviews": n_reviews,
+            "mean_rating": _ratio(_count(rp, n, rating), n_reviews),
+        }
+    )
+
+
+def device_features(g: GraphExport) -> pd.DataFrame:
+    """Per device: users, logins, orders placed from it, kind (one-hot)."""
+    n = len(g.ids["device"])
+    uses = g.edges[("user", "uses", "device")]
+    d = uses["dst"].to_numpy(np.int64)
+    logins = pd.to_numeric(uses.get("logins", pd.Series(dtype=float)), errors="coerce").fillna(0)
+    orders = g.edges[("user", "ordered", "product")]
+    order_dev = g.index_of("device", orders["device_id"].fillna("").to_numpy(dtype=object))
+    feats = {
+        "n_users": _count(d, n),
+        "n_logins": _count(d, n, logins.to_numpy(np.float64)),
+        "n_orders": _count(order_dev[order_dev >= 0], n),
+    }
+    kind = g.nodes["device"]["kind"].to_numpy(dtype=object)
+    for k in ("ios", "android", "web", "other"):
+        feats[f"kind_{k}"] = (kind == k).astype(np.float64)
+    return pd.DataFrame(feats)
+
+
+def _scatter(series: pd.Series, n: int) -> np.ndarray:
+    out = np.zeros(n, dtype=np.float64)
+    out[series.index.to_numpy(np.int64)] = series.to_numpy(np.float64)
+    return out

@@ -1,0 +1,134 @@
+"""Review-text features on nodes: mean BERT embeddings and near-duplicate (collusion) signals.
+
+Review rings post copied or lightly paraphrased five-star reviews on one merchant's products.
+For each review we count the other reviews of the same merchant whose embedding has cosine
+above ``threshold``: blocked matrix products within each merchant's reviews, never all pairs
+over the whole corpus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+
+from graph.export import GraphExport
+
+
+class TextEncoder(Protocol):
+    """What this module needs of an encoder (``encoders.text.ReviewEncoder`` is one)."""
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray: ...
+
+
+@dataclass
+class TextFeatures:
+    """Per node type: mean review embedding (rows aligned with node ids) and scalar signals."""
+
+    embeddings: dict[str, np.ndarray]
+    scalars: dict[str, pd.DataFrame]
+    review_near_dups: np.ndarray  # per review: near-duplicates on the same merchant
+
+
+def _mean_by(index: np.ndarray, emb: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros((n, emb.shape[1]), dtype=np.float32)
+    if len(index):
+        np.add.at(out, index, emb)
+        counts = np.bincount(index, minlength=n).astype(np.float32)
+        out /= np.maximum(counts, 1.0)[:, None]
+    return out
+
+
+def merchant_of_product(g: GraphExport) -> np.ndarray:
+    """Merchant index of every product (-1 when it has none)."""
+    sold_by = g.edges[("product", "sold_by", "merchant")]
+    out = np.full(len(g.ids["product"]), -1, dtype=np.int64)
+    out[sold_by["src"].to_numpy(np.int64)] = sold_by["dst"].to_numpy(np.int64)
+    return out
+
+
+def near_duplicate_counts(
+    emb: np.ndarray, group: np.ndarray, threshold: float = 0.92, block: int = 2048
+) -> np.ndarray:
+    """For each row, how many other rows of the same group have cosine >= ``threshold``.
+
+    Rows are L2-normalised, so cosine is a dot product. Work is O(sum of group sizes squared),
+    done in ``block``-row matrix products per group.
+
+    Shapes:
+        emb: (n, d) float32, rows L2-normalised; group: (n,) int64.
+    """
+    counts = np.zeros(len(emb), dtype=np.int64)
+    if len(emb) == 0:
+        return counts
+    order = np.argsort(group, kind="stable")
+    sorted_group = group[order]
+    bounds = np.flatnonzero(np.diff(sorted_group)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [len(order)]])
+    vectors = torch.from_numpy(np.ascontiguousarray(emb[order], dtype=np.float32))
+    for start, end in zip(starts, ends, strict=True):
+        if end - start < 2 or sorted_group[start] < 0:
+            continue
+        members = vectors[start:end]
+        for b in range(0, end - start, block):
+            sims = members[b : b + block] @ members.T
+            hits = (sims >= threshold).sum(dim=1) - 1  # minus itself
+            counts[order[start + b : start + b + len(hits)]] = hits.numpy()
+    return counts
+
+
+def text_features(g: GraphExport, encoder: TextEncoder, *, show_progress: bool = False) -> TextFeatures:
+    """Encode every review once and aggregate onto users, products and merchants."""
+    reviews = g.edges[("user", "reviewed", "product")]
+    texts = reviews["text"].fillna("").astype(str).tolist() if "text" in reviews else []
+    emb = encoder.encode(texts, show_progress=show_progress).astype(np.float32)
+    emb = emb.reshape(len(texts), encoder.dim)
+    users = reviews["src"].to_numpy(np.int64) if len(texts) else np.zeros(0, np.int64)
+    products = reviews["dst"].to_numpy(np.int64) if len(texts) else np.zeros(0, np.int64)
+    merchant_of = merchant_of_product(g)
+    merchants = merchant_of[products]
+    n_u, n_p, n_m = (len(g.ids[t]) for t in ("user", "product", "merchant"))
+    near = near_duplicate_counts(emb, merchants)
+    has_dup = (near > 0).astype(np.float64)
+    user_reviews = np.bincount(users, minlength=n_u).astype(np.float64)
+    merchant_reviews = np.bincount(merchants[merchants >= 0], minlength=n_m).astype(np.float64)
+    user_max = np.zeros(n_u)
+    if len(users):
+        np.maximum.at(user_max, users, near.astype(np.float64))
+    scalars = {
+        "user": pd.DataFrame(
+            {
+                "near_dup_reviews_max": user_max,
+                "near_dup_review_share": np.divide(
+                    np.bincount(users, weights=has_dup, minlength=n_u),
+                    user_reviews,
+                    out=np.zeros(n_u),
+                    where=user_reviews > 0,
+                ),
+            }
+        ),
+        "merchant": pd.DataFrame(
+            {
+                "near_dup_review_share": np.divide(
+                    np.bincount(merchants[merchants >= 0], weights=has_dup[merchants >= 0], minlength=n_m),
+                    merchant_reviews,
+                    out=np.zeros(n_m),
+                    where=merchant_reviews > 0,
+                )
+            }
+        ),
+    }
+    embeddings = {
+        "user": _mean_by(users, emb, n_u),
+        "product": _mean_by(products, emb, n_p),
+        "merchant": _mean_by(merchants[merchants >= 0], emb[merchants >= 0], n_m),
+    }
+    return TextFeatures(embeddings, scalars, near)

@@ -1,0 +1,139 @@
+"""Read the marketplace graph out of Neo4j into columnar arrays and a PyG ``HeteroData``.
+
+Results are pulled column-wise (no dict per record) and turned into numpy arrays at once; string
+ids are mapped to contiguous indices with a vectorised ``pd.Index.get_indexer``. The id arrays
+are kept, so scores can be written back under the original bundle ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import LiteralString
+
+import numpy as np
+import pandas as pd
+import torch
+from torch_geometric.data import HeteroData
+
+from graph import schema
+from graph.store import GraphStore
+
+EdgeType = tuple[str, str, str]
+
+NODE_QUERIES: dict[str, LiteralString] = {
+    "user": """MATCH (n:User) RETURN n.user_id AS id, n.created_at.epochMillis AS created_at,
+               n.country AS country, [k IN $feature_keys | n[k]] AS features""",
+    "merchant": """MATCH (n:Merchant) RETURN n.merchant_id AS id,
+                   n.created_at.epochMillis AS created_at, n.category AS category""",
+    "product": """MATCH (n:Product) RETURN n.product_id AS id, n.category AS category,
+                  n.price AS price""",
+    "device": """MATCH (n:Device) RETURN n.device_id AS id, n.kind AS kind,
+                 n.first_seen.epochMillis AS first_seen""",
+}
+EDGE_QUERIES: dict[str, LiteralString] = {
+    schema.ORDERED: """MATCH (s:User)-[r:ORDERED]->(d:Product)
+        RETURN s.user_id AS src, d.product_id AS dst, r.order_id AS order_id, r.amount AS amount,
+               r.ts.epochMillis AS ts, r.status AS status, r.device_id AS device_id""",
+    schema.REVIEWED: """MATCH (s:User)-[r:REVIEWED]->(d:Product)
+        RETURN s.user_id AS src, d.product_id AS dst, r.review_id AS review_id,
+               r.rating AS rating, r.ts.epochMillis AS ts, r.text AS text""",
+    schema.SOLD_BY: """MATCH (s:Product)-[r:SOLD_BY]->(d:Merchant)
+        RETURN s.product_id AS src, d.merchant_id AS dst""",
+    schema.USES: """MATCH (s:User)-[r:USES]->(d:Device)
+        RETURN s.user_id AS src, d.device_id AS dst, r.logins AS logins,
+               r.first_seen.epochMillis AS first_seen, r.last_seen.epochMillis AS last_seen""",
+}
+FEATURE_KEYS: LiteralString = """
+MATCH (n:User) UNWIND keys(n) AS k WITH DISTINCT k WHERE k STARTS WITH $prefix
+RETURN k ORDER BY k
+"""
+LABELS: LiteralString = """MATCH (l:Label) RETURN l.user_id AS id, l.fraud AS fraud,
+                           l.default AS default"""
+
+
+@dataclass
+class GraphExport:
+    """The graph as arrays.
+
+    Attributes:
+        data: ``HeteroData`` with ``num_nodes`` per node type and ``edge_index`` for every
+            relation and its ``rev_`` reverse.
+        ids: node type -> bundle ids (object array); position ``i`` is node index ``i``.
+        nodes: node type -> raw node properties, rows aligned with ``ids``.
+        edges: forward edge type -> raw edge properties with ``src``/``dst`` node indices.
+        labels: per user (aligned with ``ids['user']``): ``fraud`` and ``default`` as
+            1.0/0.0/NaN (NaN = not observed). Kept apart from the features.
+        feature_keys: the bundle's ``feat_*`` columns, in order.
+    """
+
+    data: HeteroData
+    ids: dict[str, np.ndarray]
+    nodes: dict[str, pd.DataFrame]
+    edges: dict[EdgeType, pd.DataFrame]
+    labels: pd.DataFrame
+    feature_keys: list[str]
+
+    def index_of(self, node_type: str, ids: np.ndarray | list[str]) -> np.ndarray:
+        """Node indices of bundle ids (-1 where unknown)."""
+        return np.asarray(pd.Index(self.ids[node_type]).get_indexer(np.asarray(ids, dtype=object)))
+
+
+def _object_array(values: list[object]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values  # keeps list values (e.g. feature lists) as single cells
+    return out
+
+
+def _frame(columns: dict[str, list[object]]) -> pd.DataFrame:
+    return pd.DataFrame({k: _object_array(v) for k, v in columns.items()})
+
+
+def export_graph(store: GraphStore) -> GraphExport:
+    """Read every node, relationship and label into a :class:`GraphExport`."""
+    feature_keys = [
+        str(k) for k in store.read_columns(FEATURE_KEYS, prefix=schema.FEATURE_PREFIX).get("k", [])
+    ]
+    nodes: dict[str, pd.DataFrame] = {}
+    for node_type, query in NODE_QUERIES.items():
+        cols = store.read_columns(query, feature_keys=feature_keys)
+        frame = _frame(cols) if cols else pd.DataFrame({"id": np.array([], dtype=object)})
+        if node_type == "user":
+            feats = np.array(
+                [[np.nan if v is None else float(v) for v in row] for row in cols.get("features", [])],
+                dtype=np.float32,
+            ).reshape(len(frame), len(feature_keys))
+            frame = frame.drop(columns=["features"], errors="ignore")
+            for j, key in enumerate(feature_keys):
+                frame[key] = feats[:, j]
+        nodes[node_type] = frame.sort_values("id", kind="stable").reset_index(drop=True)
+    ids = {nt: nodes[nt]["id"].to_numpy(dtype=object) for nt in nodes}
+    index = {nt: pd.Index(ids[nt]) for nt in ids}
+
+    data = HeteroData()
+    for nt in nodes:
+        data[nt].num_nodes = len(ids[nt])
+    edges: dict[EdgeType, pd.DataFrame] = {}
+    for relation in schema.RELATIONS:
+        cols = store.read_columns(EDGE_QUERIES[relation.rel])
+        frame = _frame(cols) if cols else pd.DataFrame({"src": [], "dst": []})
+        src_t, _, dst_t = relation.edge_type
+        frame["src"] = index[src_t].get_indexer(frame["src"].to_numpy(dtype=object))
+        frame["dst"] = index[dst_t].get_indexer(frame["dst"].to_numpy(dtype=object))
+        frame = frame.sort_values(["src", "dst"], kind="stable").reset_index(drop=True)
+        edge_index = torch.from_numpy(np.stack([frame["src"].to_numpy(np.int64),
+                                                frame["dst"].to_numpy(np.int64)]))
+        data[relation.edge_type].edge_index = edge_index
+        data[relation.rev_edge_type].edge_index = edge_index.flip(0)
+        edges[relation.edge_type] = frame
+
+    label_cols = store.read_columns(LABELS)
+    labels = pd.DataFrame(
+        {"fraud": np.full(len(ids["user"]), np.nan), "default": np.full(len(ids["user"]), np.nan)}
+    )
+    if label_cols:
+        pos = index["user"].get_indexer(np.asarray(label_cols["id"], dtype=object))
+        ok = pos >= 0
+        for key in ("fraud", "default"):
+            vals = np.array([np.nan if v is None else float(v) for v in label_cols[key]])
+            labels.loc[pos[ok], key] = vals[ok]
+    return GraphExport(data, ids, nodes, edges, labels, feature_keys)

@@ -1,0 +1,426 @@
+"""Synthetic e-commerce marketplace with planted fraud, written as a bundle of CSV tables.
+
+The output follows /work/shared/bundle-format.md so generated data goes through the same
+import path as a customer's export. Everything is vectorised with numpy and driven by one
+``numpy.random.default_rng(seed)``, so the same config gives byte-identical files.
+Fraud typologies live in ``graph.generator_fraud``, review text in ``graph.generator_text``,
+labels in ``graph.generator_labels``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from graph import generator_fraud as fraud
+from graph import generator_labels as labels
+from graph.generator_fraud import CANCELLED, CHARGEBACK, DAY, FARM, LEGIT, LONE, PAID, REFUNDED
+from graph.generator_text import CATEGORIES, compose_reviews, ring_reviews
+
+COUNTRIES = np.array(["US", "GB", "DE", "FR", "PL", "ES", "BR", "IN"])
+COUNTRY_WEIGHTS = np.array([0.3, 0.15, 0.15, 0.1, 0.08, 0.07, 0.08, 0.07])
+CATEGORY_WEIGHTS = np.array([0.16, 0.2, 0.15, 0.1, 0.1, 0.09, 0.1, 0.1])
+CATEGORY_MEDIAN_PRICE = np.array([120.0, 40.0, 50.0, 25.0, 12.0, 30.0, 45.0, 15.0])
+DEVICE_KINDS = np.array(["ios", "android", "web", "other"])
+STATUS_NAMES = np.array(["paid", "refunded", "chargeback", "cancelled"])
+OWN, HOUSEHOLD, PUBLIC, FARM_DEVICE = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """What to generate. Each fraud typology can be switched off to study detectors in isolation.
+
+    Typologies (ground truth in truth.csv and rings.csv):
+        device_farm_rings: bursts of 5-30 accounts created within two days that share 1-3
+            devices and place high-value orders in a 1-3 day window, ~40-60% chargebacks.
+        review_rings: 8-25 accounts that place small paid orders on one colluding merchant's
+            products, then post near-duplicate five-star reviews (copies and paraphrases).
+        lone_fraud_share: fraudsters outside rings, with 15-35% chargebacks, so that fraud
+            is not only rings. All fraud accounts also place ordinary camouflage orders.
+    Hard negatives (legit users): households sharing a family device, and public devices
+    (cafe, library) used by 20-100 users each, so that device sharing alone is not fraud.
+    """
+
+    n_users: int = 10_000
+    seed: int = 0
+    start: str = "2026-01-01T00:00:00Z"
+    days: int = 180
+    device_farm_rings: bool = True
+    ring_share: float = 0.03
+    review_rings: bool = True
+    review_ring_count: int | None = None  # None: one per 5,000 users, at least one
+    lone_fraud_share: float = 0.01
+    household_share: float = 0.15
+    public_devices: bool = True
+    label_observed: float = 0.6
+    label_noise: float = 0.01
+    unknown_default_share: float = 0.02  # of observed users, with an empty `default`
+    default_rate: float = 0.04  # credit defaults among non-fraud users
+    review_rate: float = 0.2  # chance an ordinary paid/refunded order gets reviewed
+    old_account_share: float = 0.15  # accounts created up to two years before `start`
+
+
+@dataclass(frozen=True)
+class GenerationSummary:
+    """What was written: rows per bundle table and the size of the planted truth."""
+
+    out_dir: Path
+    counts: dict[str, int]
+    n_fraud: int
+    n_default: int
+    n_rings: int
+
+
+@dataclass(frozen=True)
+class _Market:
+    merchant_category: np.ndarray
+    merchant_created: np.ndarray
+    product_merchant: np.ndarray
+    price: np.ndarray
+    popularity: np.ndarray  # probability of each product being picked by an ordinary order
+
+
+@dataclass(frozen=True)
+class _Edges:
+    """User-device usage pairs, sorted by user so a user's devices form one slice."""
+
+    user: np.ndarray
+    device: np.ndarray
+    kind: np.ndarray  # OWN, HOUSEHOLD, PUBLIC or FARM_DEVICE
+    device_kind: np.ndarray  # per device: index into DEVICE_KINDS
+
+
+def _check(config: GeneratorConfig) -> None:
+    """Reject configs the generator cannot honour rather than silently bending them."""
+    if config.n_users < 100 or config.days < 30:
+        raise ValueError("need n_users >= 100 and days >= 30")
+    shares = (config.ring_share, config.household_share, config.label_observed,
+              config.label_noise, config.lone_fraud_share, config.default_rate)
+    if not all(0.0 <= share <= 1.0 for share in shares):
+        raise ValueError("shares and rates must lie in [0, 1]")
+
+
+def _epoch_seconds(iso: str) -> int:
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
+
+
+def _iso(seconds: np.ndarray) -> np.ndarray:
+    """Seconds since epoch to ISO 8601 UTC strings with a `Z` suffix."""
+    text = np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s")
+    return np.char.add(text, "Z")
+
+
+def _ids(prefix: str, index: np.ndarray, width: int) -> np.ndarray:
+    """Zero-padded string ids such as U000001 for 0-based ``index``."""
+    if len(index) == 0:  # np.char.zfill cannot size an empty array
+        return np.array([], dtype=str)
+    return np.char.add(prefix, np.char.zfill((index + 1).astype(str), width))
+
+
+def _uniform_between(rng: np.random.Generator, low: np.ndarray, high: int) -> np.ndarray:
+    return low + (rng.random(len(low)) * (high - low)).astype(np.int64)
+
+
+def _make_users(
+    rng: np.random.Generator, config: GeneratorConfig, plan: fraud.RolePlan,
+    ring_t0: np.ndarray, start: int, end: int,
+) -> pd.DataFrame:
+    """Users with creation times, country and two weakly informative features."""
+    n = config.n_users
+    old = rng.random(n) < config.old_account_share
+    created = np.where(old, start - (rng.random(n) * 730 * DAY).astype(np.int64),
+                       _uniform_between(rng, np.full(n, start), end - DAY))
+    created = fraud.ring_created_at(rng, plan, ring_t0, created)
+    country = rng.choice(len(COUNTRIES), n, p=COUNTRY_WEIGHTS)
+    farm = plan.role == FARM
+    ring_country = rng.choice(len(COUNTRIES), len(ring_t0), p=COUNTRY_WEIGHTS)
+    country[farm] = ring_country[plan.ring[farm]]
+    is_fraud = plan.role != LEGIT
+    kyc = np.where(is_fraud, rng.choice(4, n, p=[0.25, 0.4, 0.25, 0.1]),
+                   rng.choice(4, n, p=[0.1, 0.3, 0.4, 0.2]))
+    email_age = np.where(is_fraud, rng.lognormal(4.8, 1.2, n), rng.lognormal(5.8, 1.0, n))
+    return pd.DataFrame({"created": created, "country": COUNTRIES[country],
+                         "feat_kyc_level": kyc, "feat_email_age_days": email_age.astype(int)})
+
+
+def _make_market(rng: np.random.Generator, n_users: int, start: int) -> _Market:
+    """Merchants with heavy-tailed sizes; products priced lognormally by category."""
+    n_merchants = max(20, n_users // 100)
+    n_products = max(2 * n_merchants, n_users // 10)
+    category = rng.choice(len(CATEGORIES), n_merchants, p=CATEGORY_WEIGHTS)
+    created = start - (rng.random(n_merchants) * 1000 * DAY).astype(np.int64)
+    size = rng.pareto(1.2, n_merchants) + 1.0
+    extra = rng.choice(n_merchants, n_products - n_merchants, p=size / size.sum())
+    product_merchant = np.sort(np.concatenate([np.arange(n_merchants), extra]))
+    median = CATEGORY_MEDIAN_PRICE[category[product_merchant]]
+    price = np.maximum(np.round(median * rng.lognormal(0.0, 0.6, n_products), 2), 0.5)
+    popularity = 1.0 / (rng.permutation(n_products) + 1.0) ** 1.05
+    return _Market(category, created, product_merchant, price, popularity / popularity.sum())
+
+
+def _household_edges(
+    rng: np.random.Generator, legit: np.ndarray, share: float
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Families of 2-5 legit users sharing one device each (devices numbered from 0)."""
+    members = rng.permutation(legit)[: round(share * len(legit))]
+    sizes = rng.integers(2, 6, len(members) // 2 + 1)
+    sizes = sizes[np.cumsum(sizes) <= len(members)]
+    return members[: sizes.sum()], np.repeat(np.arange(len(sizes)), sizes), len(sizes)
+
+
+def _public_edges(
+    rng: np.random.Generator, legit: np.ndarray, n_users: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """A few cafe/library devices, each used by 20-100 distinct legit users."""
+    n_public = max(2, n_users // 3000)
+    sizes = np.minimum(rng.integers(20, 101, n_public), len(legit))
+    users = [rng.choice(legit, size, replace=False) for size in sizes.tolist()]
+    return np.concatenate(users), np.repeat(np.arange(n_public), sizes), n_public
+
+
+def _make_edges(rng: np.random.Generator, config: GeneratorConfig, plan: fraud.RolePlan) -> _Edges:
+    """Who uses which device: own devices, households, public devices and device farms."""
+    owners = np.flatnonzero(plan.role != FARM)
+    n_own = rng.choice([1, 2, 3], len(owners), p=[0.6, 0.3, 0.1])
+    groups = [(OWN, (np.repeat(owners, n_own), np.arange(n_own.sum()), int(n_own.sum())))]
+    legit = np.flatnonzero(plan.role == LEGIT)
+    if config.household_share > 0:
+        groups.append((HOUSEHOLD, _household_edges(rng, legit, config.household_share)))
+    if config.public_devices:
+        groups.append((PUBLIC, _public_edges(rng, legit, config.n_users)))
+    if plan.n_farm_rings > 0:
+        groups.append((FARM_DEVICE, fraud.farm_device_edges(rng, plan)))
+    first_device = np.cumsum([0] + [n_new for _, (_, _, n_new) in groups])
+    user = np.concatenate([users for _, (users, _, _) in groups])
+    device = np.concatenate([first + devices for first, (_, (_, devices, _))
+                             in zip(first_device[:-1], groups, strict=True)])
+    edge_kind = np.concatenate([np.full(len(users), kind) for kind, (users, _, _) in groups])
+    device_type = np.concatenate([np.full(n_new, kind) for kind, (_, _, n_new) in groups])
+    kind_probs = np.array([[0.35, 0.4, 0.2, 0.05], [0.4, 0.3, 0.3, 0.0],
+                           [0.0, 0.0, 0.7, 0.3], [0.0, 0.8, 0.0, 0.2]])
+    cumulative = kind_probs.cumsum(axis=1)[device_type]
+    device_kind = (rng.random((len(device_type), 1)) > cumulative[:, :3]).sum(axis=1)
+    by_user = np.argsort(user, kind="stable")
+    return _Edges(user[by_user], device[by_user], edge_kind[by_user], device_kind)
+
+
+def _make_logins(
+    rng: np.random.Generator, edges: _Edges, created: np.ndarray, start: int, end: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Several sessions per user-device pair; farm sessions cluster right after sign-up."""
+    rate = np.array([1.0, 1.0, 0.3, 2.0])[edges.kind]
+    per_edge = 1 + rng.poisson(rate)
+    user = np.repeat(edges.user, per_edge)
+    device = np.repeat(edges.device, per_edge)
+    farm = np.repeat(edges.kind == FARM_DEVICE, per_edge)
+    base = created[user]
+    burst = np.minimum(base + (rng.random(len(user)) * 8 * DAY).astype(np.int64), end - 1)
+    ts = np.where(farm, burst, _uniform_between(rng, np.maximum(base, start), end))
+    return user, device, ts
+
+
+def _ordinary_orders(
+    rng: np.random.Generator, plan: fraud.RolePlan, created: np.ndarray, risk: np.ndarray,
+    market: _Market, start: int, end: int,
+) -> fraud.OrderBatch:
+    """Heavy-tailed order counts; status rates follow each user's latent credit risk."""
+    n = len(created)
+    active = (end - np.maximum(created, start)) / (end - start)
+    count = 1 + (rng.lognormal(2.1, 1.0, n) * (0.3 + 0.7 * active)).astype(np.int64)
+    count = np.where(plan.role == FARM, rng.integers(1, 5, n), np.minimum(count, 400))
+    user = np.repeat(np.arange(n), count)
+    scale = np.exp(0.5 * risk - 0.125)
+    p_refund, p_cancel = 0.05 * scale, 0.04 * scale
+    p_chargeback = np.where(plan.role == LONE, 0.15 + 0.2 * rng.random(n), 0.004 * scale)
+    thresholds = np.cumsum(np.stack([p_refund, p_chargeback, p_cancel], axis=1), axis=1)
+    draws = rng.random(len(user))
+    code = (draws[:, None] >= thresholds[user]).sum(axis=1)
+    status = np.array([REFUNDED, CHARGEBACK, CANCELLED, PAID])[code]
+    product = rng.choice(len(market.price), len(user), p=market.popularity)
+    ts = _uniform_between(rng, np.maximum(created, start)[user], end)
+    return fraud.OrderBatch(user, product, ts, status, np.zeros(len(user), dtype=np.int8))
+
+
+def _concat(batches: list[fraud.OrderBatch]) -> fraud.OrderBatch:
+    return fraud.OrderBatch(*(np.concatenate([getattr(b, f) for b in batches])
+                              for f in ("user", "product", "ts", "status", "kind")))
+
+
+def _order_devices(rng: np.random.Generator, edges: _Edges, orders: fraud.OrderBatch,
+                   n_users: int) -> np.ndarray:
+    """A random device of the ordering user for most orders; -1 where the export has none."""
+    first_edge = np.searchsorted(edges.user, np.arange(n_users))
+    n_edges = np.bincount(edges.user, minlength=n_users)
+    pick = first_edge[orders.user] + (rng.random(len(orders.user)) * n_edges[orders.user])
+    has_device = rng.random(len(orders.user)) < np.where(orders.kind == 1, 0.95, 0.8)
+    return np.where(has_device, edges.device[pick.astype(np.int64)], -1)
+
+
+def _ordinary_reviews(
+    rng: np.random.Generator, orders: fraud.OrderBatch, category: np.ndarray, config:
+    GeneratorConfig, end: int,
+) -> pd.DataFrame:
+    """Reviews on a subset of paid/refunded orders, ratings skewed high unless refunded."""
+    chance = np.where(orders.kind == 0, config.review_rate, np.where(orders.kind == 1, 0.02, 0))
+    reviewed = np.flatnonzero((orders.status <= REFUNDED) & (rng.random(len(chance)) < chance))
+    happy = orders.status[reviewed] == PAID
+    rating = np.where(happy, rng.choice(5, len(reviewed), p=[0.04, 0.05, 0.1, 0.28, 0.53]),
+                      rng.choice(5, len(reviewed), p=[0.35, 0.25, 0.2, 0.12, 0.08])) + 1
+    delay = (3600 + rng.exponential(4 * DAY, len(reviewed))).astype(np.int64)
+    text = compose_reviews(rng, category[orders.product[reviewed]], rating)
+    return pd.DataFrame({"user": orders.user[reviewed], "product": orders.product[reviewed],
+                         "rating": rating, "text": text,
+                         "ts": np.minimum(orders.ts[reviewed] + delay, end - 1)})
+
+
+def _write(tables: dict[str, pd.DataFrame], out_dir: Path) -> dict[str, int]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        table.to_csv(out_dir / f"{name}.csv", index=False, encoding="utf-8",
+                     lineterminator="\n", float_format="%.2f")
+    return {name: len(table) for name, table in tables.items() if name != "truth"}
+
+
+@dataclass(frozen=True)
+class _Simulation:
+    """Everything simulated, as index arrays; turned into id-keyed tables by ``_tables``."""
+
+    users: pd.DataFrame
+    plan: fraud.RolePlan
+    market: _Market
+    edges: _Edges
+    logins: tuple[np.ndarray, np.ndarray, np.ndarray]  # user, device, ts
+    orders: fraud.OrderBatch
+    amount: np.ndarray
+    order_device: np.ndarray  # -1 where the order carries no device
+    reviews: pd.DataFrame
+    default: np.ndarray
+
+
+def _simulate(config: GeneratorConfig) -> _Simulation:
+    """Run every behaviour in a fixed order so a seed always yields the same marketplace."""
+    rng = np.random.default_rng(config.seed)
+    start = _epoch_seconds(config.start)
+    end = start + config.days * DAY
+    n = config.n_users
+    auto_review_rings = max(1, round(n / 5000))
+    n_review_rings = (config.review_ring_count if config.review_ring_count is not None
+                      else auto_review_rings) if config.review_rings else 0
+    farm_share = config.ring_share if config.device_farm_rings else 0.0
+    plan = fraud.plan_roles(rng, n, farm_share, n_review_rings, config.lone_fraud_share)
+    ring_t0 = fraud.ring_start_times(rng, plan, start, end)
+    users = _make_users(rng, config, plan, ring_t0, start, end)
+    created = users["created"].to_numpy()
+    market = _make_market(rng, n, start)
+    category = market.merchant_category[market.product_merchant]
+    edges = _make_edges(rng, config, plan)
+    logins = _make_logins(rng, edges, created, start, end)
+    risk = rng.normal(0.0, 1.0, n)
+    seeds, seed_review_ts, boosted = fraud.review_ring_activity(
+        rng, plan, ring_t0, market.product_merchant, market.price, len(market.merchant_category))
+    orders = _concat([_ordinary_orders(rng, plan, created, risk, market, start, end),
+                      fraud.farm_burst_orders(rng, plan, ring_t0, market.price), seeds])
+    quantity = np.where(orders.kind == 2, 1, 1 + rng.poisson(0.25, len(orders.user)))
+    amount = np.round(market.price[orders.product] * quantity
+                      * rng.uniform(0.97, 1.03, len(orders.user)), 2)
+    order_device = _order_devices(rng, edges, orders, n)
+    ring_texts = ring_reviews(rng, plan.ring[seeds.user] - plan.n_farm_rings,
+                              market.merchant_category[boosted])
+    ring_review_rows = pd.DataFrame({"user": seeds.user, "product": seeds.product, "rating": 5,
+                                     "text": ring_texts, "ts": np.minimum(seed_review_ts, end - 1)})
+    reviews = pd.concat([_ordinary_reviews(rng, orders, category, config, end), ring_review_rows],
+                        ignore_index=True)
+    default = labels.default_truth(rng, orders, users, amount, risk, plan.role != LEGIT,
+                             config.default_rate)
+    return _Simulation(users, plan, market, edges, logins, orders, amount, order_device,
+                       reviews, default)
+
+
+def _device_table(sim: _Simulation, device_ids: np.ndarray) -> pd.DataFrame:
+    """Devices with first_seen = earliest login or order, so no use predates the device."""
+    _, login_device, login_ts = sim.logins
+    first_seen = np.full(len(device_ids), np.iinfo(np.int64).max)
+    np.minimum.at(first_seen, login_device, login_ts)
+    used = sim.order_device >= 0
+    np.minimum.at(first_seen, sim.order_device[used], sim.orders.ts[used])
+    by_id = np.argsort(device_ids, kind="stable")
+    return pd.DataFrame({"device_id": device_ids[by_id],
+                         "kind": DEVICE_KINDS[sim.edges.device_kind][by_id],
+                         "first_seen": _iso(first_seen)[by_id]})
+
+
+def _tables(sim: _Simulation, config: GeneratorConfig) -> dict[str, pd.DataFrame]:
+    """Turn index arrays into bundle tables with string ids, rows sorted by time."""
+    rng = np.random.default_rng([config.seed, 1])  # own stream: table layout never shifts data
+    users, orders, market, plan = sim.users, sim.orders, sim.market, sim.plan
+    n, n_devices = len(users), len(sim.edges.device_kind)
+    width = max(6, len(str(max(n, len(orders.user), n_devices, len(sim.reviews)))))
+    user_ids = _ids("U", np.arange(n), width)
+    device_ids = _ids("D", rng.permutation(n_devices), width)  # farm devices not the last ids
+    product_ids = _ids("P", np.arange(len(market.price)), width)
+    login_user, login_device, login_ts = sim.logins
+    login_sort = np.lexsort((login_device, login_user, login_ts))
+    order_sort = np.lexsort((orders.product, orders.user, orders.ts))
+    device_of_order = np.where(sim.order_device >= 0,
+                               device_ids[np.maximum(sim.order_device, 0)], "")
+    rv = sim.reviews.iloc[np.lexsort((sim.reviews["product"], sim.reviews["user"],
+                                      sim.reviews["ts"]))]
+    ring_members = np.flatnonzero(plan.ring >= 0)
+    ring_members = ring_members[np.lexsort((ring_members, plan.ring[ring_members]))]
+    is_fraud = (plan.role != LEGIT).astype(np.int64)
+    categories = np.array(CATEGORIES)
+    return {
+        "users": pd.DataFrame({"user_id": user_ids, "created_at": _iso(users["created"]),
+                               "country": users["country"],
+                               "feat_kyc_level": users["feat_kyc_level"],
+                               "feat_email_age_days": users["feat_email_age_days"]}),
+        "merchants": pd.DataFrame({
+            "merchant_id": _ids("M", np.arange(len(market.merchant_category)), width),
+            "created_at": _iso(market.merchant_created),
+            "category": categories[market.merchant_category]}),
+        "products": pd.DataFrame({
+            "product_id": product_ids, "merchant_id": _ids("M", market.product_merchant, width),
+            "category": categories[market.merchant_category[market.product_merchant]],
+            "price": market.price}),
+        "devices": _device_table(sim, device_ids),
+        "logins": pd.DataFrame({"user_id": user_ids[login_user[login_sort]],
+                                "device_id": device_ids[login_device[login_sort]],
+                                "ts": _iso(login_ts[login_sort])}),
+        "orders": pd.DataFrame({
+            "order_id": _ids("O", np.arange(len(order_sort)), width),
+            "user_id": user_ids[orders.user[order_sort]],
+            "product_id": product_ids[orders.product[order_sort]],
+            "amount": sim.amount[order_sort], "ts": _iso(orders.ts[order_sort]),
+            "status": STATUS_NAMES[orders.status[order_sort]],
+            "device_id": device_of_order[order_sort]}),
+        "reviews": pd.DataFrame({
+            "review_id": _ids("R", np.arange(len(rv)), width),
+            "user_id": user_ids[rv["user"].to_numpy()],
+            "product_id": product_ids[rv["product"].to_numpy()],
+            "rating": rv["rating"].to_numpy(), "text": rv["text"].to_numpy(),
+            "ts": _iso(rv["ts"].to_numpy())}),
+        "labels": labels.observed_labels(rng, config.label_observed, config.label_noise,
+                                          config.unknown_default_share, user_ids, is_fraud,
+                                          sim.default),
+        "rings": pd.DataFrame({"ring_id": _ids("RING", plan.ring[ring_members], 4),
+                               "user_id": user_ids[ring_members]}),
+        "truth": pd.DataFrame({"user_id": user_ids, "fraud": is_fraud, "default": sim.default}),
+    }
+
+
+def generate_marketplace(config: GeneratorConfig, out_dir: Path) -> GenerationSummary:
+    """Generate a marketplace with planted fraud and write it as a bundle into ``out_dir``.
+
+    Besides the bundle tables, writes ``truth.csv`` (every user, unflipped fraud/default) for
+    evaluation; it is not part of the bundle contract and importers ignore it.
+    """
+    _check(config)
+    sim = _simulate(config)
+    counts = _write(_tables(sim, config), out_dir)
+    n_rings = sim.plan.n_farm_rings + sim.plan.n_review_rings
+    return GenerationSummary(out_dir, counts, int((sim.plan.role != LEGIT).sum()),
+                             int(sim.default.sum()), n_rings)

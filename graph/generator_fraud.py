@@ -1,0 +1,172 @@
+"""Planted fraud typologies for the synthetic marketplace (the ground truth to detect).
+
+Kept apart from the legit-behaviour code so each typology can be read, switched and tuned on
+its own. Everything here returns index arrays (users, products, devices, seconds since epoch);
+the caller in ``graph.generator`` turns them into ids and rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LEGIT, FARM, REVIEW_RING, LONE = 0, 1, 2, 3
+PAID, REFUNDED, CHARGEBACK, CANCELLED = 0, 1, 2, 3
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class RolePlan:
+    """Who is fraud and in which ring; rings are numbered farm rings first, then review rings."""
+
+    role: np.ndarray  # per user: LEGIT, FARM, REVIEW_RING or LONE
+    ring: np.ndarray  # per user: ring index, -1 for users outside rings
+    n_farm_rings: int
+    n_review_rings: int
+
+
+@dataclass(frozen=True)
+class OrderBatch:
+    """Orders as parallel arrays; ``kind`` says which behaviour produced them."""
+
+    user: np.ndarray
+    product: np.ndarray
+    ts: np.ndarray
+    status: np.ndarray
+    kind: np.ndarray  # 0 ordinary, 1 farm burst, 2 review-ring seed order
+
+
+def _ring_sizes(rng: np.random.Generator, target: int, low: int, high: int) -> np.ndarray:
+    """Ring sizes in [low, high] whose sum stays within ``target`` members."""
+    sizes = rng.integers(low, high + 1, target // low + 1)
+    kept = sizes[np.cumsum(sizes) <= target]
+    if len(kept) == 0 and target >= low:
+        kept = np.array([min(target, high)])
+    return kept.astype(np.int64)
+
+
+def plan_roles(
+    rng: np.random.Generator, n_users: int, farm_share: float, n_review_rings: int,
+    lone_share: float,
+) -> RolePlan:
+    """Pick fraud users at random positions so ids do not reveal ring membership."""
+    farm_sizes = _ring_sizes(rng, round(farm_share * n_users), 5, 30)
+    review_sizes = rng.integers(8, 26, n_review_rings)
+    sizes = np.concatenate([farm_sizes, review_sizes]).astype(np.int64)
+    n_in_rings = int(sizes.sum())
+    n_lone = round(lone_share * n_users)
+    if n_in_rings + n_lone > n_users // 2:
+        raise ValueError("too many fraud users for n_users; lower the fraud shares")
+    shuffled = rng.permutation(n_users)
+    role = np.full(n_users, LEGIT, dtype=np.int8)
+    ring = np.full(n_users, -1, dtype=np.int64)
+    ring_members = shuffled[:n_in_rings]
+    ring[ring_members] = np.repeat(np.arange(len(sizes)), sizes)
+    role[ring_members] = np.where(ring[ring_members] < len(farm_sizes), FARM, REVIEW_RING)
+    role[shuffled[n_in_rings : n_in_rings + n_lone]] = LONE
+    return RolePlan(role, ring, len(farm_sizes), n_review_rings)
+
+
+def ring_start_times(
+    rng: np.random.Generator, plan: RolePlan, start: int, end: int
+) -> np.ndarray:
+    """Burst start per ring, leaving room after it for the ring's activity window."""
+    n_rings = plan.n_farm_rings + plan.n_review_rings
+    earliest = np.where(np.arange(n_rings) < plan.n_farm_rings, start, start + 20 * DAY)
+    return earliest + (rng.random(n_rings) * (end - 10 * DAY - earliest)).astype(np.int64)
+
+
+def ring_created_at(
+    rng: np.random.Generator, plan: RolePlan, ring_t0: np.ndarray, created: np.ndarray
+) -> np.ndarray:
+    """Farm accounts are created in a 2-day burst; review accounts age up to 20 days first."""
+    created = created.copy()
+    farm = plan.role == FARM
+    created[farm] = ring_t0[plan.ring[farm]] + (rng.random(farm.sum()) * 2 * DAY).astype(np.int64)
+    review = plan.role == REVIEW_RING
+    aged = (rng.random(review.sum()) * 20 * DAY).astype(np.int64)
+    created[review] = ring_t0[plan.ring[review]] - aged
+    return created
+
+
+def farm_device_edges(
+    rng: np.random.Generator, plan: RolePlan
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Each farm ring gets 1-3 devices; every member uses the first and maybe the others.
+
+    Returns (edge_user, edge_device, n_devices) with devices numbered from 0.
+    """
+    devices_per_ring = rng.integers(1, 4, plan.n_farm_rings)
+    ring_first = np.concatenate([[0], np.cumsum(devices_per_ring)[:-1]]).astype(np.int64)
+    members = np.flatnonzero(plan.role == FARM)
+    member_ring = plan.ring[members]
+    users: list[np.ndarray] = []
+    devices: list[np.ndarray] = []
+    for slot in range(3):
+        wanted = (slot == 0) | (rng.random(len(members)) < 0.6)
+        used = (slot < devices_per_ring[member_ring]) & wanted
+        users.append(members[used])
+        devices.append(ring_first[member_ring[used]] + slot)
+    return np.concatenate(users), np.concatenate(devices), int(devices_per_ring.sum())
+
+
+def farm_burst_orders(
+    rng: np.random.Generator, plan: RolePlan, ring_t0: np.ndarray, price: np.ndarray
+) -> OrderBatch:
+    """Bursts of 3-10 high-value orders per member in a 1-3 day window, ~40-60% chargebacks."""
+    members = np.flatnonzero(plan.role == FARM)
+    n_per_member = rng.integers(3, 11, len(members))
+    user = np.repeat(members, n_per_member)
+    ring = plan.ring[user]
+    n_rings = plan.n_farm_rings
+    burst_start = ring_t0[:n_rings] + ((2 + 3 * rng.random(n_rings)) * DAY).astype(np.int64)
+    burst_len = ((1 + 2 * rng.random(n_rings)) * DAY).astype(np.int64)
+    ts = burst_start[ring] + (rng.random(len(user)) * burst_len[ring]).astype(np.int64)
+    expensive = np.flatnonzero(price >= np.quantile(price, 0.9))
+    product = expensive[rng.integers(0, len(expensive), len(user))]
+    chargeback_rate = 0.4 + 0.2 * rng.random(n_rings)
+    other = rng.choice([PAID, REFUNDED, CANCELLED], len(user), p=[0.85, 0.1, 0.05])
+    status = np.where(rng.random(len(user)) < chargeback_rate[ring], CHARGEBACK, other)
+    return OrderBatch(user, product, ts, status, np.ones(len(user), dtype=np.int8))
+
+
+def _colluding_merchants(
+    rng: np.random.Generator, n_rings: int, product_merchant: np.ndarray, n_merchants: int
+) -> np.ndarray:
+    """Mid-sized merchants (3+ products, not the biggest tenth) that buy fake reviews."""
+    n_products = np.bincount(product_merchant, minlength=n_merchants)
+    candidates = np.flatnonzero(
+        (n_products >= 3) & (n_products <= np.quantile(n_products, 0.9))
+    )
+    if len(candidates) == 0:
+        candidates = np.flatnonzero(n_products >= 2)
+    return rng.choice(candidates, n_rings, replace=len(candidates) < n_rings)
+
+
+def review_ring_activity(
+    rng: np.random.Generator, plan: RolePlan, ring_t0: np.ndarray,
+    product_merchant: np.ndarray, price: np.ndarray, n_merchants: int,
+) -> tuple[OrderBatch, np.ndarray, np.ndarray]:
+    """Small paid orders on the colluding merchant's cheaper products, then a 5-star review.
+
+    Returns the seed orders, the review timestamps (one per seed order, 0.5-3 days later) and
+    the merchant each ring boosts.
+    """
+    first_ring = plan.n_farm_rings
+    merchants = _colluding_merchants(rng, plan.n_review_rings, product_merchant, n_merchants)
+    members = np.flatnonzero(plan.role == REVIEW_RING)
+    n_per_member = rng.integers(1, 4, len(members))
+    user = np.repeat(members, n_per_member)
+    local_ring = plan.ring[user] - first_ring
+    product = np.empty(len(user), dtype=np.int64)
+    for ring_index, merchant in enumerate(merchants.tolist()):
+        mine = np.flatnonzero(product_merchant == merchant)
+        cheap = mine[np.argsort(price[mine], kind="stable")][: max(2, len(mine) // 2)]
+        rows = np.flatnonzero(local_ring == ring_index)
+        product[rows] = cheap[rng.integers(0, len(cheap), len(rows))]
+    ts = ring_t0[plan.ring[user]] + (rng.random(len(user)) * 5 * DAY).astype(np.int64)
+    review_ts = ts + ((0.5 + 2.5 * rng.random(len(user))) * DAY).astype(np.int64)
+    status = np.full(len(user), PAID, dtype=np.int64)
+    batch = OrderBatch(user, product, ts, status, np.full(len(user), 2, dtype=np.int8))
+    return batch, review_ts, merchants

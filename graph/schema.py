@@ -1,0 +1,110 @@
+"""The one place where the graph's labels, relationship types and property names are spelled.
+
+Every Cypher string in the project is built from these names (never from user input), so a
+typo in a query is a NameError at import rather than an empty result at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+# Node labels and the property that holds each node's bundle id.
+USER: Final = "User"
+MERCHANT: Final = "Merchant"
+PRODUCT: Final = "Product"
+DEVICE: Final = "Device"
+RING: Final = "Ring"
+# Ground truth kept apart from the feature graph: nothing connects these to the entities,
+# so no feature query can reach them by traversal.
+LABEL: Final = "Label"
+TRUTH_RING: Final = "TruthRingMember"
+
+ID_KEY: Final[dict[str, str]] = {
+    USER: "user_id",
+    MERCHANT: "merchant_id",
+    PRODUCT: "product_id",
+    DEVICE: "device_id",
+    RING: "ring_id",
+    LABEL: "user_id",
+}
+
+# Bundle columns with this prefix on `users` become extra numeric behaviour features.
+FEATURE_PREFIX: Final = "feat_"
+
+# Relationship types.
+ORDERED: Final = "ORDERED"
+REVIEWED: Final = "REVIEWED"
+SOLD_BY: Final = "SOLD_BY"
+USES: Final = "USES"
+MEMBER_OF: Final = "MEMBER_OF"
+
+# HeteroData node type names (lower-case, as PyG examples use).
+NODE_TYPES: Final[dict[str, str]] = {
+    USER: "user",
+    MERCHANT: "merchant",
+    PRODUCT: "product",
+    DEVICE: "device",
+}
+
+
+@dataclass(frozen=True)
+class Relation:
+    """One relationship type of the marketplace graph and its HeteroData edge type."""
+
+    src: str
+    rel: str
+    dst: str
+
+    @property
+    def edge_type(self) -> tuple[str, str, str]:
+        return (NODE_TYPES[self.src], self.rel.lower(), NODE_TYPES[self.dst])
+
+    @property
+    def rev_edge_type(self) -> tuple[str, str, str]:
+        return (NODE_TYPES[self.dst], f"rev_{self.rel.lower()}", NODE_TYPES[self.src])
+
+
+RELATIONS: Final[tuple[Relation, ...]] = (
+    Relation(USER, ORDERED, PRODUCT),
+    Relation(USER, REVIEWED, PRODUCT),
+    Relation(PRODUCT, SOLD_BY, MERCHANT),
+    Relation(USER, USES, DEVICE),
+)
+
+ORDER_STATUSES: Final = ("paid", "refunded", "chargeback", "cancelled")
+DEVICE_KINDS: Final = ("ios", "android", "web", "other")
+
+# Properties written by scoring and read by analysts.
+SCORE_PROPERTIES: Final = (
+    "risk_score",
+    "default_probability",
+    "credit_score",
+    "risk_band",
+    "score_version",
+    "scored_at",
+    "reasons",
+)
+
+
+def constraint_statements() -> list[str]:
+    """Idempotent uniqueness constraints: one per id property, plus the ground-truth tables.
+
+    Labels and property names come from this module only, never from input.
+    """
+    stmts = [
+        f"CREATE CONSTRAINT {label.lower()}_id IF NOT EXISTS "
+        f"FOR (n:{label}) REQUIRE n.{key} IS UNIQUE"
+        for label, key in ID_KEY.items()
+    ]
+    stmts.append(
+        f"CREATE CONSTRAINT truth_ring_member IF NOT EXISTS "
+        f"FOR (n:{TRUTH_RING}) REQUIRE (n.ring_id, n.user_id) IS UNIQUE"
+    )
+    stmts.append(
+        f"CREATE INDEX ordered_order_id IF NOT EXISTS FOR ()-[r:{ORDERED}]-() ON (r.order_id)"
+    )
+    stmts.append(
+        f"CREATE INDEX reviewed_review_id IF NOT EXISTS FOR ()-[r:{REVIEWED}]-() ON (r.review_id)"
+    )
+    return stmts

@@ -1,0 +1,152 @@
+"""Neo4j access: one driver, managed transactions, batched ``UNWIND $rows`` writes.
+
+Every query is a constant string built from ``graph.schema`` names; values travel as parameters.
+Reads run through ``execute_read`` (the server refuses writes in them), writes through
+``execute_write`` so the driver retries transient failures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, LiteralString, cast
+
+from neo4j import Driver, GraphDatabase, ManagedTransaction
+
+from graph import schema
+
+Row = dict[str, Any]
+ProgressFn = Callable[[int], None]
+
+
+class GraphStore:
+    """A thin, typed wrapper over the neo4j driver for one database."""
+
+    def __init__(self, uri: str, user: str, password: str, database: str = "neo4j") -> None:
+        self.uri = uri
+        self.database = database
+        self.driver: Driver = GraphDatabase.driver(
+            uri, auth=(user, password), notifications_min_severity="OFF"
+        )
+
+    def close(self) -> None:
+        self.driver.close()
+
+    def __enter__(self) -> GraphStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema ------------------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        """Create the uniqueness constraints and indexes (idempotent)."""
+        with self.driver.session(database=self.database) as session:
+            for stmt in schema.constraint_statements():
+                session.run(cast(LiteralString, stmt)).consume()
+            session.run("CALL db.awaitIndexes(300)").consume()
+
+    # -- reads -------------------------------------------------------------------------
+    def read(self, query: LiteralString, **params: Any) -> list[dict[str, Any]]:
+        """Run a read-only query in a managed read transaction and return its rows as dicts."""
+
+        def work(tx: ManagedTransaction) -> list[dict[str, Any]]:
+            return [r.data() for r in tx.run(query, params)]
+
+        with self.driver.session(database=self.database) as session:
+            return session.execute_read(work)
+
+    def read_columns(self, query: LiteralString, **params: Any) -> dict[str, list[Any]]:
+        """Run a read query and return its result column-wise (one list per key).
+
+        Avoids building a dict per record: values are appended straight into per-column lists.
+        """
+
+        def work(tx: ManagedTransaction) -> dict[str, list[Any]]:
+            result = tx.run(query, params)
+            keys = result.keys()
+            cols: list[list[Any]] = [[] for _ in keys]
+            for record in result:
+                for col, value in zip(cols, record.values(), strict=True):
+                    col.append(value)
+            return dict(zip(keys, cols, strict=True))
+
+        with self.driver.session(database=self.database) as session:
+            return session.execute_read(work)
+
+    # -- writes ------------------------------------------------------------------------
+    def write(self, query: LiteralString, **params: Any) -> None:
+        """Run one write query in a managed write transaction."""
+
+        def work(tx: ManagedTransaction) -> None:
+            tx.run(query, params).consume()
+
+        with self.driver.session(database=self.database) as session:
+            session.execute_write(work)
+
+    def write_batches(
+        self,
+        query: LiteralString,
+        rows: Sequence[Row],
+        batch_size: int = 10_000,
+        progress: ProgressFn | None = None,
+        **params: Any,
+    ) -> int:
+        """Write ``rows`` with ``UNWIND $rows`` in transactions of ``batch_size`` rows.
+
+        Each batch commits on its own, and every query is an idempotent MERGE/SET, so a load
+        killed half-way can simply be rerun.
+        """
+        written = 0
+        with self.driver.session(database=self.database) as session:
+            for chunk in _chunks(rows, batch_size):
+
+                def work(tx: ManagedTransaction, chunk: Sequence[Row] = chunk) -> None:
+                    tx.run(query, {**params, "rows": list(chunk)}).consume()
+
+                session.execute_write(work)
+                written += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+        return written
+
+    def delete_all(self, label: str | None = None, batch_size: int = 10_000) -> int:
+        """Detach-delete every node (or every node of one schema label) in bounded batches."""
+        if label is not None and label not in schema.ID_KEY and label != schema.TRUTH_RING:
+            raise ValueError(f"unknown label {label!r}")
+        match = f"MATCH (n:{label})" if label else "MATCH (n)"
+        query = cast(
+            LiteralString,
+            f"{match} WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS deleted",
+        )
+        total = 0
+        while True:
+            deleted = self._write_returning(query, limit=batch_size)
+            total += deleted
+            if deleted == 0:
+                return total
+
+    def _write_returning(self, query: LiteralString, **params: Any) -> int:
+        def work(tx: ManagedTransaction) -> int:
+            record = tx.run(query, params).single()
+            return int(record[0]) if record else 0
+
+        with self.driver.session(database=self.database) as session:
+            return session.execute_write(work)
+
+    # -- inspection --------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        """Node counts per label and relationship counts per type (from the count store)."""
+        out: dict[str, int] = {}
+        for label in (*schema.ID_KEY, schema.TRUTH_RING):
+            q = cast(LiteralString, f"MATCH (n:{label}) RETURN count(n) AS n")
+            out[label] = int(self.read(q)[0]["n"])
+        for rel in (schema.ORDERED, schema.REVIEWED, schema.SOLD_BY, schema.USES, schema.MEMBER_OF):
+            q = cast(LiteralString, f"MATCH ()-[r:{rel}]->() RETURN count(r) AS n")
+            out[rel] = int(self.read(q)[0]["n"])
+        return out
+
+
+def _chunks(rows: Sequence[Row], size: int) -> Iterator[Sequence[Row]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+

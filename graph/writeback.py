@@ -1,0 +1,76 @@
+"""Write model outputs back onto the graph: scores on users and merchants, rings with members.
+
+Rings of a previous run are deleted before the new ones are written, so a rerun replaces them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, LiteralString
+
+import pandas as pd
+
+from graph import schema
+from graph.store import GraphStore, ProgressFn
+
+USER_SCORES: LiteralString = """
+UNWIND $rows AS row
+MATCH (u:User {user_id: row.user_id})
+SET u.risk_score = row.risk_score, u.default_probability = row.default_probability,
+    u.credit_score = row.credit_score, u.risk_band = row.risk_band, u.reasons = row.reasons,
+    u.score_version = $version, u.scored_at = datetime($scored_at)
+"""
+MERCHANT_SCORES: LiteralString = """
+UNWIND $rows AS row
+MATCH (m:Merchant {merchant_id: row.merchant_id})
+SET m.risk_score = row.risk_score, m.score_version = $version, m.scored_at = datetime($scored_at)
+"""
+RINGS: LiteralString = """
+UNWIND $rows AS row
+CREATE (:Ring {ring_id: row.ring_id, size: row.size, score: row.score, kind: row.kind,
+               detected_at: datetime($detected_at)})
+"""
+MEMBERS: LiteralString = """
+UNWIND $rows AS row
+MATCH (u:User {user_id: row.user_id})
+MATCH (r:Ring {ring_id: row.ring_id})
+MERGE (u)-[:MEMBER_OF]->(r)
+"""
+
+
+def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+
+
+def write_user_scores(
+    store: GraphStore,
+    scores: pd.DataFrame,
+    version: str,
+    scored_at: str,
+    batch_size: int = 10_000,
+    progress: ProgressFn | None = None,
+) -> int:
+    """SET risk_score, default_probability, credit_score, risk_band, reasons on every user."""
+    cols = ["user_id", "risk_score", "default_probability", "credit_score", "risk_band", "reasons"]
+    frame = scores[cols].copy()
+    frame["credit_score"] = frame["credit_score"].astype(int)
+    return store.write_batches(
+        USER_SCORES, _rows(frame), batch_size, progress, version=version, scored_at=scored_at
+    )
+
+
+def write_merchant_scores(
+    store: GraphStore, scores: pd.DataFrame, version: str, scored_at: str, batch_size: int = 10_000
+) -> int:
+    return store.write_batches(
+        MERCHANT_SCORES, _rows(scores), batch_size, version=version, scored_at=scored_at
+    )
+
+
+def replace_rings(
+    store: GraphStore, rings: pd.DataFrame, members: pd.DataFrame, detected_at: str,
+    batch_size: int = 10_000,
+) -> None:  # fmt: skip
+    """Delete every Ring of earlier runs, then write ``rings`` and their MEMBER_OF edges."""
+    store.delete_all(schema.RING, batch_size)
+    store.write_batches(RINGS, _rows(rings), batch_size, detected_at=detected_at)
+    store.write_batches(MEMBERS, _rows(members), batch_size)

@@ -1,0 +1,55 @@
+"""Wire settings to the graph layer: which Neo4j to talk to, and the local server when it is ours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from graph.neo4j_local import LocalNeo4j, LocalNeo4jConfig
+from graph.store import GraphStore
+from serving.settings import Settings
+
+
+@dataclass(frozen=True)
+class Connection:
+    uri: str
+    user: str
+    password: str
+    database: str
+    local: bool
+
+
+def local_server(settings: Settings) -> LocalNeo4j:
+    """The project's own server, configured from settings (nothing is started here)."""
+    return LocalNeo4j(
+        LocalNeo4jConfig(
+            home=settings.neo4j_home,
+            port=settings.neo4j_port,
+            version=settings.neo4j_version,
+            heap=settings.neo4j_heap,
+            pagecache=settings.neo4j_pagecache,
+        )
+    )
+
+
+def connection(settings: Settings) -> Connection:
+    """An existing server when ``RISKGRAPH_NEO4J_URI`` is set, else the local one."""
+    if settings.neo4j_uri:
+        if settings.neo4j_password is None:
+            raise ValueError("RISKGRAPH_NEO4J_URI is set but RISKGRAPH_NEO4J_PASSWORD is not")
+        return Connection(
+            settings.neo4j_uri,
+            settings.neo4j_user,
+            settings.neo4j_password.get_secret_value(),
+            settings.neo4j_database,
+            local=False,
+        )
+    server = local_server(settings)
+    return Connection(server.uri, "neo4j", server.password(), settings.neo4j_database, local=True)
+
+
+def open_store(settings: Settings, *, start: bool = True) -> GraphStore:
+    """Open the configured store, starting the local server first if it is ours and down."""
+    conn = connection(settings)
+    if conn.local and start:
+        local_server(settings).start()
+    return GraphStore(conn.uri, conn.user, conn.password, conn.database)

