@@ -136,7 +136,7 @@ def fit(
         opt.step()
         logits = predict_logits(model, x_dict, edge_index_dict)
         val = binary_metrics(y_fraud[split.val], logits["fraud"][split.val])
-        row = {"epoch": epoch, "loss": float(loss), "val_auprc": val["auprc"],
+        row = {"epoch": epoch, "loss": loss.item(), "val_auprc": val["auprc"],
                "val_auroc": val["auroc"], "seconds": time.perf_counter() - started}  # fmt: skip
         history.append(row)
         if on_epoch:

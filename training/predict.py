@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from scipy.special import expit
 
 from encoders.features import NodeFeatures
 from graph.export import GraphExport
@@ -123,7 +124,7 @@ def score_users(
         }
     )
     merchant = logits.get("merchant", np.zeros(len(g.ids["merchant"])))
-    return Scores(frame, 1 / (1 + np.exp(-merchant)))
+    return Scores(frame, expit(merchant))
 
 
 def _user_attributions(

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.special import expit
 
 SCORE_MIN, SCORE_MAX = 300, 850
 BANDS: tuple[tuple[int, str], ...] = (
@@ -75,7 +76,7 @@ class PlattCalibrator:
         t = np.where(y > 0, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
         a, b = 1.0, 0.0
         for _ in range(100):
-            p = 1 / (1 + np.exp(-(a * x + b)))
+            p = expit(a * x + b)
             w = p * (1 - p) + 1e-12
             grad = np.array([np.sum((p - t) * x), np.sum(p - t)])
             hess = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]])
@@ -86,8 +87,7 @@ class PlattCalibrator:
         return cls(float(a), float(b))
 
     def __call__(self, logits: np.ndarray) -> np.ndarray:
-        z = self.a * np.asarray(logits, dtype=np.float64) + self.b
-        return 1 / (1 + np.exp(-z))
+        return np.asarray(expit(self.a * np.asarray(logits, dtype=np.float64) + self.b))
 
 
 def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
