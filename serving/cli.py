@@ -24,7 +24,7 @@ app = typer.Typer(
 neo4j_app = typer.Typer(help="Run the project's own local Neo4j server.", no_args_is_help=True)
 app.add_typer(neo4j_app, name="neo4j")
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _settings() -> Settings:

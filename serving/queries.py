@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, LiteralString, cast
 
-from neo4j import ManagedTransaction, Query
+from neo4j import ManagedTransaction, unit_of_work
 from neo4j.exceptions import ClientError
 
 from graph.store import GraphStore
@@ -33,8 +33,9 @@ def run_read_query(
     store: GraphStore, text: str, params: dict[str, Any], timeout_s: float = 60.0
 ) -> list[dict[str, Any]]:
     """Run ``text`` in a managed *read* transaction; the server refuses any write in it."""
-    query = Query(cast(LiteralString, text), timeout=timeout_s)
+    query = cast(LiteralString, text)  # analyst text, run as-is with parameters only
 
+    @unit_of_work(timeout=timeout_s)
     def work(tx: ManagedTransaction) -> list[dict[str, Any]]:
         return [record.data() for record in tx.run(query, params)]
 
@@ -43,9 +44,7 @@ def run_read_query(
             return session.execute_read(work)
     except ClientError as exc:
         code = exc.code or ""
-        if "AccessMode" in code or "ForbiddenOnReadOnlyDatabase" in code or "write" in (
-            exc.message or ""
-        ).lower() and "read" in (exc.message or "").lower():
+        if "AccessMode" in code or "ForbiddenOnReadOnlyDatabase" in code:
             raise WriteRefusedError(
                 f"refused: this query writes to the graph, and analyst queries run in read mode "
                 f"({code})"

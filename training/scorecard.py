@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.optimize import minimize
 from scipy.special import expit
 
 SCORE_MIN, SCORE_MAX = 300, 850
@@ -66,7 +67,7 @@ class PlattCalibrator:
 
     @classmethod
     def fit(cls, logits: np.ndarray, labels: np.ndarray) -> PlattCalibrator:
-        """Maximum-likelihood fit by Newton's method (two parameters, converges in a few steps)."""
+        """Maximum-likelihood fit (L-BFGS on the log-loss with its analytic gradient)."""
         x = np.asarray(logits, dtype=np.float64)
         y = np.asarray(labels, dtype=np.float64)
         if len(np.unique(y)) < 2:
@@ -74,17 +75,17 @@ class PlattCalibrator:
         n_pos, n_neg = y.sum(), len(y) - y.sum()
         # Platt's smoothed targets keep the fit finite when classes separate perfectly.
         t = np.where(y > 0, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
-        a, b = 1.0, 0.0
-        for _ in range(100):
-            p = expit(a * x + b)
-            w = p * (1 - p) + 1e-12
-            grad = np.array([np.sum((p - t) * x), np.sum(p - t)])
-            hess = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]])
-            step = np.linalg.solve(hess + 1e-9 * np.eye(2), grad)
-            a, b = a - step[0], b - step[1]
-            if np.abs(step).max() < 1e-8:
-                break
-        return cls(float(a), float(b))
+        scale = max(float(np.std(x)), 1e-6)  # optimise on a unit-scale logit, then undo
+
+        def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+            z = params[0] * x / scale + params[1]
+            p = expit(z)
+            nll = np.sum(np.logaddexp(0.0, z) - t * z) / len(x)
+            grad = np.array([np.sum((p - t) * x / scale), np.sum(p - t)]) / len(x)
+            return float(nll), grad
+
+        res = minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+        return cls(float(res.x[0] / scale), float(res.x[1]))
 
     def __call__(self, logits: np.ndarray) -> np.ndarray:
         return np.asarray(expit(self.a * np.asarray(logits, dtype=np.float64) + self.b))

@@ -1,0 +1,131 @@
+"""The main job end to end on a real Neo4j and the real BERT model: train, score, rings, cypher."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from encoders.features import FeatureMismatchError
+from graph.store import GraphStore
+from serving.pipeline import load_context, run_import, run_rings, run_score, run_train
+from serving.queries import WriteRefusedError, run_read_query
+from serving.settings import Settings
+from training.artifact import load_artifact
+from training.predict import score_users
+
+pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
+QUIET = Console(quiet=True)
+
+
+@pytest.fixture(scope="module")
+def scored(neo4j_settings: Settings, small_bundle: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Import, train, score and find rings once for the module's tests."""
+    from serving.connect import open_store
+
+    with open_store(neo4j_settings, start=False) as store:
+        store.delete_all()
+        run_import(store, neo4j_settings, small_bundle, tmp_path_factory.mktemp("r"), QUIET)
+        ctx = load_context(store, neo4j_settings, QUIET)
+        result, folder = run_train(store, neo4j_settings, QUIET, ctx)
+        scores, path, version = run_score(store, neo4j_settings, QUIET, ctx)
+        rings, quality = run_rings(store, neo4j_settings, QUIET, ctx)
+        yield {"ctx": ctx, "result": result, "folder": folder, "scores": scores, "path": path,
+               "version": version, "rings": rings, "quality": quality}  # fmt: skip
+
+
+@pytest.fixture
+def store(scored, neo4j_settings: Settings):  # type: ignore[no-untyped-def]
+    """The scored graph, left as the module fixture built it (overrides the emptying fixture)."""
+    from serving.connect import open_store
+
+    with open_store(neo4j_settings, start=False) as st:
+        yield st
+
+
+def test_every_user_gets_a_credit_score(scored, store: GraphStore) -> None:  # type: ignore[no-untyped-def]
+    rows = store.read(
+        "MATCH (u:User) RETURN count(u) AS n, count(u.credit_score) AS scored, "
+        "min(u.credit_score) AS lo, max(u.credit_score) AS hi, "
+        "count(DISTINCT u.score_version) AS versions"
+    )[0]
+    assert rows["n"] == 800 and rows["scored"] == 800
+    assert 300 <= rows["lo"] <= rows["hi"] <= 850
+    assert rows["versions"] == 1
+    export = pd.read_parquet(scored["path"])
+    assert len(export) == 800 and export["user_id"].str.startswith("U").all()
+
+
+def test_held_out_metrics_beat_chance(scored) -> None:  # type: ignore[no-untyped-def]
+    fraud = scored["result"].metrics["fraud"]
+    assert fraud["n"] > 0 and fraud["auroc"] > 0.7
+
+
+def test_a_detected_ring_overlaps_a_planted_ring(scored, store: GraphStore) -> None:  # type: ignore[no-untyped-def]
+    overlap = store.read(
+        "MATCH (u:User)-[:MEMBER_OF]->(r:Ring) MATCH (t:TruthRingMember {user_id: u.user_id}) "
+        "RETURN r.ring_id AS ring, t.ring_id AS planted, count(*) AS shared ORDER BY shared DESC"
+    )
+    assert overlap and overlap[0]["shared"] >= 2
+    assert scored["quality"]["found"] >= 1
+
+
+def test_rerunning_rings_replaces_them(scored, neo4j_settings: Settings, store: GraphStore) -> None:  # type: ignore[no-untyped-def]
+    before = store.counts()
+    run_rings(store, neo4j_settings, QUIET, scored["ctx"])
+    after = store.counts()
+    assert after["Ring"] == before["Ring"] > 0
+    assert after["MEMBER_OF"] == before["MEMBER_OF"]
+
+
+def test_artifact_round_trip_gives_same_predictions(scored, neo4j_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    ctx = scored["ctx"]
+    artifact = load_artifact(neo4j_settings.artifacts, scored["version"])
+    again = score_users(ctx.graph, ctx.features, artifact)
+    np.testing.assert_allclose(
+        again.frame["risk_score"].to_numpy(), scored["scores"].frame["risk_score"].to_numpy(),
+        rtol=1e-5, atol=1e-6,
+    )  # fmt: skip
+
+
+def test_scoring_refuses_an_artifact_with_other_features(scored, neo4j_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    ctx = scored["ctx"]
+    artifact = load_artifact(neo4j_settings.artifacts, scored["version"])
+    features = ctx.features
+    renamed = features.scalars["user"].rename(columns={"chargeback_rate": "cb_rate"})
+    other = type(features)({**features.scalars, "user": renamed}, features.embeddings, features.text)
+    with pytest.raises(FeatureMismatchError, match="chargeback_rate"):
+        score_users(ctx.graph, other, artifact)
+
+
+def test_analyst_queries_are_read_only_and_parameterised(scored, store: GraphStore) -> None:  # type: ignore[no-untyped-def]
+    rows = run_read_query(
+        store, "MATCH (u:User) WHERE u.credit_score < $cut RETURN count(u) AS n", {"cut": 850}
+    )
+    assert rows[0]["n"] > 0
+    with pytest.raises(WriteRefusedError):
+        run_read_query(store, "CREATE (:User {user_id: $id})", {"id": "intruder"})
+    assert store.read("MATCH (u:User {user_id: 'intruder'}) RETURN count(u) AS n")[0]["n"] == 0
+
+
+def test_cli_cypher_and_reset(scored, neo4j_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from serving.cli import app
+    from serving.connect import connection
+
+    conn = connection(neo4j_settings)
+    monkeypatch.setenv("RISKGRAPH_NEO4J_URI", conn.uri)
+    monkeypatch.setenv("RISKGRAPH_NEO4J_PASSWORD", conn.password)
+    runner = CliRunner()
+    out = runner.invoke(
+        app, ["cypher", "MATCH (u:User) WHERE u.credit_score IS NOT NULL RETURN count(u) AS n",
+              "--json"],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert '"n": 800' in out.output
+    refused = runner.invoke(app, ["cypher", "MATCH (n) DETACH DELETE n"])
+    assert refused.exit_code == 2 and "read mode" in refused.output
+    assert runner.invoke(app, ["reset"]).exit_code == 2  # refuses without --yes
