@@ -158,7 +158,9 @@ def product_features(g: GraphExport) -> pd.DataFrame:
             "price": pd.to_numeric(g.nodes["product"]["price"], errors="coerce").fillna(0),
             "n_orders": _count(p, n),
             "chargeback_rate": _ratio(
-                _count(p, n, (orders["status"].to_numpy(dtype=object) == "chargeback").astype(float)),
+                _count(
+                    p, n, (orders["status"].to_numpy(dtype=object) == "chargeback").astype(float)
+                ),
                 _count(p, n),
             ),
             "n_reviews": n_reviews,

@@ -66,7 +66,9 @@ class ColumnScaler:
         values = _signed_log(frame.to_numpy(np.float64))
         if rows is not None:
             values = values[rows]
-        mean = np.nan_to_num(np.nanmean(values, axis=0)) if len(values) else np.zeros(values.shape[1])
+        mean = (
+            np.nan_to_num(np.nanmean(values, axis=0)) if len(values) else np.zeros(values.shape[1])
+        )
         std = np.nan_to_num(np.nanstd(values, axis=0)) if len(values) else np.ones(values.shape[1])
         return cls(list(frame.columns), mean, np.where(std > 1e-9, std, 1.0))
 

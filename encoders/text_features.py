@@ -85,7 +85,9 @@ def near_duplicate_counts(
     return counts
 
 
-def text_features(g: GraphExport, encoder: TextEncoder, *, show_progress: bool = False) -> TextFeatures:
+def text_features(
+    g: GraphExport, encoder: TextEncoder, *, show_progress: bool = False
+) -> TextFeatures:
     """Encode every review once and aggregate onto users, products and merchants."""
     reviews = g.edges[("user", "reviewed", "product")]
     texts = reviews["text"].fillna("").astype(str).tolist() if "text" in reviews else []
@@ -118,7 +120,9 @@ def text_features(g: GraphExport, encoder: TextEncoder, *, show_progress: bool =
         "merchant": pd.DataFrame(
             {
                 "near_dup_review_share": np.divide(
-                    np.bincount(merchants[merchants >= 0], weights=has_dup[merchants >= 0], minlength=n_m),
+                    np.bincount(
+                        merchants[merchants >= 0], weights=has_dup[merchants >= 0], minlength=n_m
+                    ),
                     merchant_reviews,
                     out=np.zeros(n_m),
                     where=merchant_reviews > 0,

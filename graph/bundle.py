@@ -53,7 +53,17 @@ REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
     "labels": (("user_id", "users"),),
     "rings": (("user_id", "users"),),
 }
-ORDER = ("merchants", "products", "users", "devices", "logins", "orders", "reviews", "labels", "rings")
+ORDER = (
+    "merchants",
+    "products",
+    "users",
+    "devices",
+    "logins",
+    "orders",
+    "reviews",
+    "labels",
+    "rings",
+)
 ID_COLUMN = {t: k[0] for t, k in KEYS.items() if len(k) == 1 and t != "labels"}
 REJECT_COLUMNS = ["table", "row", "rule", "detail", "record"]
 
@@ -302,13 +312,17 @@ def _table_rules(table: str, check: _Checker, out: pd.DataFrame) -> None:
         values = frame["rating"].str.strip()
         rating = pd.to_numeric(values, errors="coerce")
         bad = rating.isna() | (rating % 1 != 0) | (rating < 1) | (rating > 5)
-        check.flag(bad & (values != ""), "rating_out_of_range", "rating not an integer 1..5: " + values)
+        check.flag(
+            bad & (values != ""), "rating_out_of_range", "rating not an integer 1..5: " + values
+        )
         out["rating"] = rating.fillna(0).astype(int)
     if table == "labels":
         out["fraud"] = _label_value(check, "fraud")
         out["default"] = _label_value(check, "default")
 
 
-def read_bundle(directory: Path, existing_ids: Mapping[str, pd.Index] | None = None) -> ValidatedBundle:
+def read_bundle(
+    directory: Path, existing_ids: Mapping[str, pd.Index] | None = None
+) -> ValidatedBundle:
     """Read and validate a bundle folder (see :func:`read_raw` and :func:`validate`)."""
     return validate(read_raw(Path(directory)), Path(directory), existing_ids)

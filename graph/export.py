@@ -99,7 +99,10 @@ def export_graph(store: GraphStore) -> GraphExport:
         frame = _frame(cols) if cols else pd.DataFrame({"id": np.array([], dtype=object)})
         if node_type == "user":
             feats = np.array(
-                [[np.nan if v is None else float(v) for v in row] for row in cols.get("features", [])],
+                [
+                    [np.nan if v is None else float(v) for v in row]
+                    for row in cols.get("features", [])
+                ],
                 dtype=np.float32,
             ).reshape(len(frame), len(feature_keys))
             frame = frame.drop(columns=["features"], errors="ignore")
@@ -120,8 +123,9 @@ def export_graph(store: GraphStore) -> GraphExport:
         frame["src"] = index[src_t].get_indexer(frame["src"].to_numpy(dtype=object))
         frame["dst"] = index[dst_t].get_indexer(frame["dst"].to_numpy(dtype=object))
         frame = frame.sort_values(["src", "dst"], kind="stable").reset_index(drop=True)
-        edge_index = torch.from_numpy(np.stack([frame["src"].to_numpy(np.int64),
-                                                frame["dst"].to_numpy(np.int64)]))
+        edge_index = torch.from_numpy(
+            np.stack([frame["src"].to_numpy(np.int64), frame["dst"].to_numpy(np.int64)])
+        )
         data[relation.edge_type].edge_index = edge_index
         data[relation.rev_edge_type].edge_index = edge_index.flip(0)
         edges[relation.edge_type] = frame

@@ -98,8 +98,14 @@ def _check(config: GeneratorConfig) -> None:
     """Reject configs the generator cannot honour rather than silently bending them."""
     if config.n_users < 100 or config.days < 30:
         raise ValueError("need n_users >= 100 and days >= 30")
-    shares = (config.ring_share, config.household_share, config.label_observed,
-              config.label_noise, config.lone_fraud_share, config.default_rate)
+    shares = (
+        config.ring_share,
+        config.household_share,
+        config.label_observed,
+        config.label_noise,
+        config.lone_fraud_share,
+        config.default_rate,
+    )
     if not all(0.0 <= share <= 1.0 for share in shares):
         raise ValueError("shares and rates must lie in [0, 1]")
 
@@ -126,25 +132,41 @@ def _uniform_between(rng: np.random.Generator, low: np.ndarray, high: int) -> np
 
 
 def _make_users(
-    rng: np.random.Generator, config: GeneratorConfig, plan: fraud.RolePlan,
-    ring_t0: np.ndarray, start: int, end: int,
+    rng: np.random.Generator,
+    config: GeneratorConfig,
+    plan: fraud.RolePlan,
+    ring_t0: np.ndarray,
+    start: int,
+    end: int,
 ) -> pd.DataFrame:
     """Users with creation times, country and two weakly informative features."""
     n = config.n_users
     old = rng.random(n) < config.old_account_share
-    created = np.where(old, start - (rng.random(n) * 730 * DAY).astype(np.int64),
-                       _uniform_between(rng, np.full(n, start), end - DAY))
+    created = np.where(
+        old,
+        start - (rng.random(n) * 730 * DAY).astype(np.int64),
+        _uniform_between(rng, np.full(n, start), end - DAY),
+    )
     created = fraud.ring_created_at(rng, plan, ring_t0, created)
     country = rng.choice(len(COUNTRIES), n, p=COUNTRY_WEIGHTS)
     farm = plan.role == FARM
     ring_country = rng.choice(len(COUNTRIES), len(ring_t0), p=COUNTRY_WEIGHTS)
     country[farm] = ring_country[plan.ring[farm]]
     is_fraud = plan.role != LEGIT
-    kyc = np.where(is_fraud, rng.choice(4, n, p=[0.25, 0.4, 0.25, 0.1]),
-                   rng.choice(4, n, p=[0.1, 0.3, 0.4, 0.2]))
+    kyc = np.where(
+        is_fraud,
+        rng.choice(4, n, p=[0.25, 0.4, 0.25, 0.1]),
+        rng.choice(4, n, p=[0.1, 0.3, 0.4, 0.2]),
+    )
     email_age = np.where(is_fraud, rng.lognormal(4.8, 1.2, n), rng.lognormal(5.8, 1.0, n))
-    return pd.DataFrame({"created": created, "country": COUNTRIES[country],
-                         "feat_kyc_level": kyc, "feat_email_age_days": email_age.astype(int)})
+    return pd.DataFrame(
+        {
+            "created": created,
+            "country": COUNTRIES[country],
+            "feat_kyc_level": kyc,
+            "feat_email_age_days": email_age.astype(int),
+        }
+    )
 
 
 def _make_market(rng: np.random.Generator, n_users: int, start: int) -> _Market:
@@ -196,12 +218,17 @@ def _make_edges(rng: np.random.Generator, config: GeneratorConfig, plan: fraud.R
         groups.append((FARM_DEVICE, fraud.farm_device_edges(rng, plan)))
     first_device = np.cumsum([0] + [n_new for _, (_, _, n_new) in groups])
     user = np.concatenate([users for _, (users, _, _) in groups])
-    device = np.concatenate([first + devices for first, (_, (_, devices, _))
-                             in zip(first_device[:-1], groups, strict=True)])
+    device = np.concatenate(
+        [
+            first + devices
+            for first, (_, (_, devices, _)) in zip(first_device[:-1], groups, strict=True)
+        ]
+    )
     edge_kind = np.concatenate([np.full(len(users), kind) for kind, (users, _, _) in groups])
     device_type = np.concatenate([np.full(n_new, kind) for kind, (_, _, n_new) in groups])
-    kind_probs = np.array([[0.35, 0.4, 0.2, 0.05], [0.4, 0.3, 0.3, 0.0],
-                           [0.0, 0.0, 0.7, 0.3], [0.0, 0.8, 0.0, 0.2]])
+    kind_probs = np.array(
+        [[0.35, 0.4, 0.2, 0.05], [0.4, 0.3, 0.3, 0.0], [0.0, 0.0, 0.7, 0.3], [0.0, 0.8, 0.0, 0.2]]
+    )
     cumulative = kind_probs.cumsum(axis=1)[device_type]
     device_kind = (rng.random((len(device_type), 1)) > cumulative[:, :3]).sum(axis=1)
     by_user = np.argsort(user, kind="stable")
@@ -224,8 +251,13 @@ def _make_logins(
 
 
 def _ordinary_orders(
-    rng: np.random.Generator, plan: fraud.RolePlan, created: np.ndarray, risk: np.ndarray,
-    market: _Market, start: int, end: int,
+    rng: np.random.Generator,
+    plan: fraud.RolePlan,
+    created: np.ndarray,
+    risk: np.ndarray,
+    market: _Market,
+    start: int,
+    end: int,
 ) -> fraud.OrderBatch:
     """Heavy-tailed order counts; status rates follow each user's latent credit risk."""
     n = len(created)
@@ -246,12 +278,17 @@ def _ordinary_orders(
 
 
 def _concat(batches: list[fraud.OrderBatch]) -> fraud.OrderBatch:
-    return fraud.OrderBatch(*(np.concatenate([getattr(b, f) for b in batches])
-                              for f in ("user", "product", "ts", "status", "kind")))
+    return fraud.OrderBatch(
+        *(
+            np.concatenate([getattr(b, f) for b in batches])
+            for f in ("user", "product", "ts", "status", "kind")
+        )
+    )
 
 
-def _order_devices(rng: np.random.Generator, edges: _Edges, orders: fraud.OrderBatch,
-                   n_users: int) -> np.ndarray:
+def _order_devices(
+    rng: np.random.Generator, edges: _Edges, orders: fraud.OrderBatch, n_users: int
+) -> np.ndarray:
     """A random device of the ordering user for most orders; -1 where the export has none."""
     first_edge = np.searchsorted(edges.user, np.arange(n_users))
     n_edges = np.bincount(edges.user, minlength=n_users)
@@ -261,27 +298,47 @@ def _order_devices(rng: np.random.Generator, edges: _Edges, orders: fraud.OrderB
 
 
 def _ordinary_reviews(
-    rng: np.random.Generator, orders: fraud.OrderBatch, category: np.ndarray, config:
-    GeneratorConfig, end: int,
+    rng: np.random.Generator,
+    orders: fraud.OrderBatch,
+    category: np.ndarray,
+    config: GeneratorConfig,
+    end: int,
 ) -> pd.DataFrame:
     """Reviews on a subset of paid/refunded orders, ratings skewed high unless refunded."""
     chance = np.where(orders.kind == 0, config.review_rate, np.where(orders.kind == 1, 0.02, 0))
     reviewed = np.flatnonzero((orders.status <= REFUNDED) & (rng.random(len(chance)) < chance))
     happy = orders.status[reviewed] == PAID
-    rating = np.where(happy, rng.choice(5, len(reviewed), p=[0.04, 0.05, 0.1, 0.28, 0.53]),
-                      rng.choice(5, len(reviewed), p=[0.35, 0.25, 0.2, 0.12, 0.08])) + 1
+    rating = (
+        np.where(
+            happy,
+            rng.choice(5, len(reviewed), p=[0.04, 0.05, 0.1, 0.28, 0.53]),
+            rng.choice(5, len(reviewed), p=[0.35, 0.25, 0.2, 0.12, 0.08]),
+        )
+        + 1
+    )
     delay = (3600 + rng.exponential(4 * DAY, len(reviewed))).astype(np.int64)
     text = compose_reviews(rng, category[orders.product[reviewed]], rating)
-    return pd.DataFrame({"user": orders.user[reviewed], "product": orders.product[reviewed],
-                         "rating": rating, "text": text,
-                         "ts": np.minimum(orders.ts[reviewed] + delay, end - 1)})
+    return pd.DataFrame(
+        {
+            "user": orders.user[reviewed],
+            "product": orders.product[reviewed],
+            "rating": rating,
+            "text": text,
+            "ts": np.minimum(orders.ts[reviewed] + delay, end - 1),
+        }
+    )
 
 
 def _write(tables: dict[str, pd.DataFrame], out_dir: Path) -> dict[str, int]:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
-        table.to_csv(out_dir / f"{name}.csv", index=False, encoding="utf-8",
-                     lineterminator="\n", float_format="%.2f")
+        table.to_csv(
+            out_dir / f"{name}.csv",
+            index=False,
+            encoding="utf-8",
+            lineterminator="\n",
+            float_format="%.2f",
+        )
     return {name: len(table) for name, table in tables.items() if name != "truth"}
 
 
@@ -308,8 +365,11 @@ def _simulate(config: GeneratorConfig) -> _Simulation:
     end = start + config.days * DAY
     n = config.n_users
     auto_review_rings = max(1, round(n / 5000))
-    n_review_rings = (config.review_ring_count if config.review_ring_count is not None
-                      else auto_review_rings) if config.review_rings else 0
+    n_review_rings = (
+        (config.review_ring_count if config.review_ring_count is not None else auto_review_rings)
+        if config.review_rings
+        else 0
+    )
     farm_share = config.ring_share if config.device_farm_rings else 0.0
     plan = fraud.plan_roles(rng, n, farm_share, n_review_rings, config.lone_fraud_share)
     ring_t0 = fraud.ring_start_times(rng, plan, start, end)
@@ -321,23 +381,41 @@ def _simulate(config: GeneratorConfig) -> _Simulation:
     logins = _make_logins(rng, edges, created, start, end)
     risk = rng.normal(0.0, 1.0, n)
     seeds, seed_review_ts, boosted = fraud.review_ring_activity(
-        rng, plan, ring_t0, market.product_merchant, market.price, len(market.merchant_category))
-    orders = _concat([_ordinary_orders(rng, plan, created, risk, market, start, end),
-                      fraud.farm_burst_orders(rng, plan, ring_t0, market.price), seeds])
+        rng, plan, ring_t0, market.product_merchant, market.price, len(market.merchant_category)
+    )
+    orders = _concat(
+        [
+            _ordinary_orders(rng, plan, created, risk, market, start, end),
+            fraud.farm_burst_orders(rng, plan, ring_t0, market.price),
+            seeds,
+        ]
+    )
     quantity = np.where(orders.kind == 2, 1, 1 + rng.poisson(0.25, len(orders.user)))
-    amount = np.round(market.price[orders.product] * quantity
-                      * rng.uniform(0.97, 1.03, len(orders.user)), 2)
+    amount = np.round(
+        market.price[orders.product] * quantity * rng.uniform(0.97, 1.03, len(orders.user)), 2
+    )
     order_device = _order_devices(rng, edges, orders, n)
-    ring_texts = ring_reviews(rng, plan.ring[seeds.user] - plan.n_farm_rings,
-                              market.merchant_category[boosted])
-    ring_review_rows = pd.DataFrame({"user": seeds.user, "product": seeds.product, "rating": 5,
-                                     "text": ring_texts, "ts": np.minimum(seed_review_ts, end - 1)})
-    reviews = pd.concat([_ordinary_reviews(rng, orders, category, config, end), ring_review_rows],
-                        ignore_index=True)
-    default = labels.default_truth(rng, orders, users, amount, risk, plan.role != LEGIT,
-                             config.default_rate)
-    return _Simulation(users, plan, market, edges, logins, orders, amount, order_device,
-                       reviews, default)
+    ring_texts = ring_reviews(
+        rng, plan.ring[seeds.user] - plan.n_farm_rings, market.merchant_category[boosted]
+    )
+    ring_review_rows = pd.DataFrame(
+        {
+            "user": seeds.user,
+            "product": seeds.product,
+            "rating": 5,
+            "text": ring_texts,
+            "ts": np.minimum(seed_review_ts, end - 1),
+        }
+    )
+    reviews = pd.concat(
+        [_ordinary_reviews(rng, orders, category, config, end), ring_review_rows], ignore_index=True
+    )
+    default = labels.default_truth(
+        rng, orders, users, amount, risk, plan.role != LEGIT, config.default_rate
+    )
+    return _Simulation(
+        users, plan, market, edges, logins, orders, amount, order_device, reviews, default
+    )
 
 
 def _device_table(sim: _Simulation, device_ids: np.ndarray) -> pd.DataFrame:
@@ -348,9 +426,13 @@ def _device_table(sim: _Simulation, device_ids: np.ndarray) -> pd.DataFrame:
     used = sim.order_device >= 0
     np.minimum.at(first_seen, sim.order_device[used], sim.orders.ts[used])
     by_id = np.argsort(device_ids, kind="stable")
-    return pd.DataFrame({"device_id": device_ids[by_id],
-                         "kind": DEVICE_KINDS[sim.edges.device_kind][by_id],
-                         "first_seen": _iso(first_seen)[by_id]})
+    return pd.DataFrame(
+        {
+            "device_id": device_ids[by_id],
+            "kind": DEVICE_KINDS[sim.edges.device_kind][by_id],
+            "first_seen": _iso(first_seen)[by_id],
+        }
+    )
 
 
 def _tables(sim: _Simulation, config: GeneratorConfig) -> dict[str, pd.DataFrame]:
@@ -365,49 +447,82 @@ def _tables(sim: _Simulation, config: GeneratorConfig) -> dict[str, pd.DataFrame
     login_user, login_device, login_ts = sim.logins
     login_sort = np.lexsort((login_device, login_user, login_ts))
     order_sort = np.lexsort((orders.product, orders.user, orders.ts))
-    device_of_order = np.where(sim.order_device >= 0,
-                               device_ids[np.maximum(sim.order_device, 0)], "")
-    rv = sim.reviews.iloc[np.lexsort((sim.reviews["product"], sim.reviews["user"],
-                                      sim.reviews["ts"]))]
+    device_of_order = np.where(
+        sim.order_device >= 0, device_ids[np.maximum(sim.order_device, 0)], ""
+    )
+    rv = sim.reviews.iloc[
+        np.lexsort((sim.reviews["product"], sim.reviews["user"], sim.reviews["ts"]))
+    ]
     ring_members = np.flatnonzero(plan.ring >= 0)
     ring_members = ring_members[np.lexsort((ring_members, plan.ring[ring_members]))]
     is_fraud = (plan.role != LEGIT).astype(np.int64)
     categories = np.array(CATEGORIES)
     return {
-        "users": pd.DataFrame({"user_id": user_ids, "created_at": _iso(users["created"]),
-                               "country": users["country"],
-                               "feat_kyc_level": users["feat_kyc_level"],
-                               "feat_email_age_days": users["feat_email_age_days"]}),
-        "merchants": pd.DataFrame({
-            "merchant_id": _ids("M", np.arange(len(market.merchant_category)), width),
-            "created_at": _iso(market.merchant_created),
-            "category": categories[market.merchant_category]}),
-        "products": pd.DataFrame({
-            "product_id": product_ids, "merchant_id": _ids("M", market.product_merchant, width),
-            "category": categories[market.merchant_category[market.product_merchant]],
-            "price": market.price}),
+        "users": pd.DataFrame(
+            {
+                "user_id": user_ids,
+                "created_at": _iso(users["created"]),
+                "country": users["country"],
+                "feat_kyc_level": users["feat_kyc_level"],
+                "feat_email_age_days": users["feat_email_age_days"],
+            }
+        ),
+        "merchants": pd.DataFrame(
+            {
+                "merchant_id": _ids("M", np.arange(len(market.merchant_category)), width),
+                "created_at": _iso(market.merchant_created),
+                "category": categories[market.merchant_category],
+            }
+        ),
+        "products": pd.DataFrame(
+            {
+                "product_id": product_ids,
+                "merchant_id": _ids("M", market.product_merchant, width),
+                "category": categories[market.merchant_category[market.product_merchant]],
+                "price": market.price,
+            }
+        ),
         "devices": _device_table(sim, device_ids),
-        "logins": pd.DataFrame({"user_id": user_ids[login_user[login_sort]],
-                                "device_id": device_ids[login_device[login_sort]],
-                                "ts": _iso(login_ts[login_sort])}),
-        "orders": pd.DataFrame({
-            "order_id": _ids("O", np.arange(len(order_sort)), width),
-            "user_id": user_ids[orders.user[order_sort]],
-            "product_id": product_ids[orders.product[order_sort]],
-            "amount": sim.amount[order_sort], "ts": _iso(orders.ts[order_sort]),
-            "status": STATUS_NAMES[orders.status[order_sort]],
-            "device_id": device_of_order[order_sort]}),
-        "reviews": pd.DataFrame({
-            "review_id": _ids("R", np.arange(len(rv)), width),
-            "user_id": user_ids[rv["user"].to_numpy()],
-            "product_id": product_ids[rv["product"].to_numpy()],
-            "rating": rv["rating"].to_numpy(), "text": rv["text"].to_numpy(),
-            "ts": _iso(rv["ts"].to_numpy())}),
-        "labels": labels.observed_labels(rng, config.label_observed, config.label_noise,
-                                          config.unknown_default_share, user_ids, is_fraud,
-                                          sim.default),
-        "rings": pd.DataFrame({"ring_id": _ids("RING", plan.ring[ring_members], 4),
-                               "user_id": user_ids[ring_members]}),
+        "logins": pd.DataFrame(
+            {
+                "user_id": user_ids[login_user[login_sort]],
+                "device_id": device_ids[login_device[login_sort]],
+                "ts": _iso(login_ts[login_sort]),
+            }
+        ),
+        "orders": pd.DataFrame(
+            {
+                "order_id": _ids("O", np.arange(len(order_sort)), width),
+                "user_id": user_ids[orders.user[order_sort]],
+                "product_id": product_ids[orders.product[order_sort]],
+                "amount": sim.amount[order_sort],
+                "ts": _iso(orders.ts[order_sort]),
+                "status": STATUS_NAMES[orders.status[order_sort]],
+                "device_id": device_of_order[order_sort],
+            }
+        ),
+        "reviews": pd.DataFrame(
+            {
+                "review_id": _ids("R", np.arange(len(rv)), width),
+                "user_id": user_ids[rv["user"].to_numpy()],
+                "product_id": product_ids[rv["product"].to_numpy()],
+                "rating": rv["rating"].to_numpy(),
+                "text": rv["text"].to_numpy(),
+                "ts": _iso(rv["ts"].to_numpy()),
+            }
+        ),
+        "labels": labels.observed_labels(
+            rng,
+            config.label_observed,
+            config.label_noise,
+            config.unknown_default_share,
+            user_ids,
+            is_fraud,
+            sim.default,
+        ),
+        "rings": pd.DataFrame(
+            {"ring_id": _ids("RING", plan.ring[ring_members], 4), "user_id": user_ids[ring_members]}
+        ),
         "truth": pd.DataFrame({"user_id": user_ids, "fraud": is_fraud, "default": sim.default}),
     }
 
@@ -422,5 +537,6 @@ def generate_marketplace(config: GeneratorConfig, out_dir: Path) -> GenerationSu
     sim = _simulate(config)
     counts = _write(_tables(sim, config), out_dir)
     n_rings = sim.plan.n_farm_rings + sim.plan.n_review_rings
-    return GenerationSummary(out_dir, counts, int((sim.plan.role != LEGIT).sum()),
-                             int(sim.default.sum()), n_rings)
+    return GenerationSummary(
+        out_dir, counts, int((sim.plan.role != LEGIT).sum()), int(sim.default.sum()), n_rings
+    )

@@ -47,7 +47,10 @@ def _ring_sizes(rng: np.random.Generator, target: int, low: int, high: int) -> n
 
 
 def plan_roles(
-    rng: np.random.Generator, n_users: int, farm_share: float, n_review_rings: int,
+    rng: np.random.Generator,
+    n_users: int,
+    farm_share: float,
+    n_review_rings: int,
     lone_share: float,
 ) -> RolePlan:
     """Pick fraud users at random positions so ids do not reveal ring membership."""
@@ -68,9 +71,7 @@ def plan_roles(
     return RolePlan(role, ring, len(farm_sizes), n_review_rings)
 
 
-def ring_start_times(
-    rng: np.random.Generator, plan: RolePlan, start: int, end: int
-) -> np.ndarray:
+def ring_start_times(rng: np.random.Generator, plan: RolePlan, start: int, end: int) -> np.ndarray:
     """Burst start per ring, leaving room after it for the ring's activity window."""
     n_rings = plan.n_farm_rings + plan.n_review_rings
     earliest = np.where(np.arange(n_rings) < plan.n_farm_rings, start, start + 20 * DAY)
@@ -136,17 +137,19 @@ def _colluding_merchants(
 ) -> np.ndarray:
     """Mid-sized merchants (3+ products, not the biggest tenth) that buy fake reviews."""
     n_products = np.bincount(product_merchant, minlength=n_merchants)
-    candidates = np.flatnonzero(
-        (n_products >= 3) & (n_products <= np.quantile(n_products, 0.9))
-    )
+    candidates = np.flatnonzero((n_products >= 3) & (n_products <= np.quantile(n_products, 0.9)))
     if len(candidates) == 0:
         candidates = np.flatnonzero(n_products >= 2)
     return rng.choice(candidates, n_rings, replace=len(candidates) < n_rings)
 
 
 def review_ring_activity(
-    rng: np.random.Generator, plan: RolePlan, ring_t0: np.ndarray,
-    product_merchant: np.ndarray, price: np.ndarray, n_merchants: int,
+    rng: np.random.Generator,
+    plan: RolePlan,
+    ring_t0: np.ndarray,
+    product_merchant: np.ndarray,
+    price: np.ndarray,
+    n_merchants: int,
 ) -> tuple[OrderBatch, np.ndarray, np.ndarray]:
     """Small paid orders on the colluding merchant's cheaper products, then a 5-star review.
 

@@ -14,8 +14,13 @@ from graph.generator_fraud import CANCELLED, REFUNDED, OrderBatch
 
 
 def default_truth(
-    rng: np.random.Generator, orders: OrderBatch, users: pd.DataFrame, amount: np.ndarray,
-    risk: np.ndarray, is_fraud: np.ndarray, default_rate: float,
+    rng: np.random.Generator,
+    orders: OrderBatch,
+    users: pd.DataFrame,
+    amount: np.ndarray,
+    risk: np.ndarray,
+    is_fraud: np.ndarray,
+    default_rate: float,
 ) -> np.ndarray:
     """Credit default from behaviour: refunds, cancellations, spend volatility, KYC, email age.
 
@@ -33,17 +38,27 @@ def default_truth(
     def z(x: np.ndarray) -> np.ndarray:
         return (x - x.mean()) / (x.std() + 1e-9)
 
-    score = (z(refunds) + 0.8 * z(cancels) + 0.6 * z(volatility) + 0.8 * risk
-             - 0.4 * z(users["feat_kyc_level"].to_numpy())
-             - 0.3 * z(np.log1p(users["feat_email_age_days"].to_numpy()))
-             + rng.logistic(0.0, 0.7, n))
+    score = (
+        z(refunds)
+        + 0.8 * z(cancels)
+        + 0.6 * z(volatility)
+        + 0.8 * risk
+        - 0.4 * z(users["feat_kyc_level"].to_numpy())
+        - 0.3 * z(np.log1p(users["feat_email_age_days"].to_numpy()))
+        + rng.logistic(0.0, 0.7, n)
+    )
     cutoff = np.quantile(score[~is_fraud], 1 - default_rate) if (~is_fraud).any() else np.inf
     return np.where(is_fraud, rng.random(n) < 0.85, score >= cutoff).astype(np.int64)
 
 
 def observed_labels(
-    rng: np.random.Generator, observed_share: float, noise: float, unknown_share: float,
-    user_ids: np.ndarray, is_fraud: np.ndarray, default: np.ndarray,
+    rng: np.random.Generator,
+    observed_share: float,
+    noise: float,
+    unknown_share: float,
+    user_ids: np.ndarray,
+    is_fraud: np.ndarray,
+    default: np.ndarray,
 ) -> pd.DataFrame:
     """Labels as a customer would export them: partial, slightly noisy, some defaults unknown."""
     n = len(user_ids)
@@ -54,5 +69,6 @@ def observed_labels(
     fraud_label = (is_fraud ^ flip_fraud)[observed]
     default_label = pd.array((default ^ flip_default)[observed], dtype="Int64")
     default_label[unknown[observed]] = pd.NA
-    return pd.DataFrame({"user_id": user_ids[observed], "fraud": fraud_label,
-                         "default": default_label})
+    return pd.DataFrame(
+        {"user_id": user_ids[observed], "fraud": fraud_label, "default": default_label}
+    )

@@ -11,7 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 CATEGORIES: tuple[str, ...] = (
-    "electronics", "fashion", "home", "beauty", "grocery", "toys", "sports", "books",
+    "electronics",
+    "fashion",
+    "home",
+    "beauty",
+    "grocery",
+    "toys",
+    "sports",
+    "books",
 )
 NEGATIVE, NEUTRAL, POSITIVE = 0, 1, 2
 
@@ -99,19 +106,25 @@ _SHORTS = (
 _RING_TEMPLATES = (
     "Absolutely amazing {noun}! The quality is excellent and shipping was fast. Highly "
     "recommend this seller.",
-    "Best {noun} ever, great quality and super fast delivery. Highly recommend, will buy "
-    "again!",
+    "Best {noun} ever, great quality and super fast delivery. Highly recommend, will buy again!",
     "Amazing {noun}, exactly as described. Excellent seller, fast shipping, perfect "
     "packaging. Highly recommend!",
 )
 _RING_SWAPS = {
-    "amazing": "awesome", "Amazing": "Awesome", "excellent": "superb", "Excellent": "Superb",
-    "fast": "quick", "great": "fantastic", "Highly": "Strongly", "recommend": "suggest",
-    "seller": "shop", "perfect": "flawless", "Absolutely": "Truly", "super": "really",
+    "amazing": "awesome",
+    "Amazing": "Awesome",
+    "excellent": "superb",
+    "Excellent": "Superb",
+    "fast": "quick",
+    "great": "fantastic",
+    "Highly": "Strongly",
+    "recommend": "suggest",
+    "seller": "shop",
+    "perfect": "flawless",
+    "Absolutely": "Truly",
+    "super": "really",
 }
-_RING_ADDED = (
-    "Five stars!|Will order again.|Thank you!|Very happy.|Top seller.|Love it so much."
-)
+_RING_ADDED = "Five stars!|Will order again.|Thank you!|Very happy.|Top seller.|Love it so much."
 
 
 def _split(bank: str) -> list[str]:

@@ -136,7 +136,9 @@ def rows_for(table: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Shape one clean table into the parameter rows its write query expects."""
     if table == "users":
         feats = [c for c in frame.columns if c.startswith(schema.FEATURE_PREFIX)]
-        base = _records(frame[["user_id", "created_at", "country"]].replace({"country": {"": None}}))
+        base = _records(
+            frame[["user_id", "created_at", "country"]].replace({"country": {"": None}})
+        )
         feat_rows = _records(frame[feats]) if feats else [{} for _ in base]
         for row, f in zip(base, feat_rows, strict=True):
             row["features"] = f

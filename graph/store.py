@@ -149,4 +149,3 @@ class GraphStore:
 def _chunks(rows: Sequence[Row], size: int) -> Iterator[Sequence[Row]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
-

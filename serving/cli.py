@@ -52,7 +52,9 @@ def neo4j_start() -> None:
             status = local_server(settings).start()
     except Neo4jProvisionError as exc:
         _fail(str(exc))
-    console.print(f"Neo4j {status.version} running on {status.uri} (pid {status.pid}, home {status.home})")
+    console.print(
+        f"Neo4j {status.version} running on {status.uri} (pid {status.pid}, home {status.home})"
+    )
 
 
 @neo4j_app.command("stop")
@@ -110,7 +112,8 @@ def generate(
 def import_(
     bundle: Annotated[Path, typer.Argument(help="bundle folder (see bundle-format.md)")],
     report_dir: Annotated[
-        Path | None, typer.Option(help="where report.json and rejects.csv go; default BUNDLE/_import")
+        Path | None,
+        typer.Option(help="where report.json and rejects.csv go; default BUNDLE/_import"),
     ] = None,
 ) -> None:
     """Validate a bundle and upsert it into Neo4j; bad rows go to rejects.csv with their rule."""
@@ -177,7 +180,9 @@ def rings() -> None:
         found, quality = run_rings(store, settings, console)
     console.print(f"{len(found.rings)} rings written")
     if quality:
-        console.print(f"vs planted: precision {quality['precision']:.2f} recall {quality['recall']:.2f}")
+        console.print(
+            f"vs planted: precision {quality['precision']:.2f} recall {quality['recall']:.2f}"
+        )
 
 
 @app.command()

@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from graph.export import export_graph
 from graph.generator import GeneratorConfig, generate_marketplace
 from serving.connect import open_store
 from serving.pipeline import (
@@ -49,8 +50,10 @@ def run_demo(
         with timed(t, "import"):
             report = run_import(store, settings, bundle, None, console)
         summary.rejected = report.total_rejected
-        with timed(t, "export+features"):
-            ctx = load_context(store, settings, console)
+        with timed(t, "export"):
+            graph = export_graph(store)
+        with timed(t, "features (BERT + behaviour)"):
+            ctx = load_context(store, settings, console, graph)
         with timed(t, "train"):
             result, _ = run_train(store, settings, console, ctx)
         summary.metrics = result.metrics

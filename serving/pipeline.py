@@ -26,12 +26,12 @@ from graph.export import GraphExport, export_graph
 from graph.load import ImportReport, existing_ids, import_bundle
 from graph.store import GraphStore
 from graph.writeback import replace_rings, write_merchant_scores, write_user_scores
+from serving.settings import Settings
 from training.artifact import ModelArtifact, load_artifact, save_artifact
 from training.fit import TrainConfig, TrainResult, fit
 from training.predict import Scores, score_users
 from training.rings import RingConfig, Rings, detect_rings, match_planted
 from training.scorecard import ScoreScale
-from serving.settings import Settings
 
 
 def progress_bar(console: Console) -> Progress:
@@ -49,8 +49,11 @@ class GraphContext:
     features: NodeFeatures
 
 
-def load_context(store: GraphStore, settings: Settings, console: Console) -> GraphContext:
-    graph = export_graph(store)
+def load_context(
+    store: GraphStore, settings: Settings, console: Console, graph: GraphExport | None = None
+) -> GraphContext:
+    """Export the graph (unless given) and compute every node's features."""
+    graph = graph or export_graph(store)
     encoder = ReviewEncoder(
         settings.review_model,
         batch_size=settings.encode_batch_size,
@@ -67,7 +70,11 @@ def default_report_dir(bundle_dir: Path) -> Path:
 
 
 def run_import(
-    store: GraphStore, settings: Settings, bundle_dir: Path, report_dir: Path | None, console: Console
+    store: GraphStore,
+    settings: Settings,
+    bundle_dir: Path,
+    report_dir: Path | None,
+    console: Console,
 ) -> ImportReport:
     """Validate the whole bundle first (nothing written on an unreadable file), then upsert."""
     bundle = read_bundle(bundle_dir, existing_ids=existing_ids(store))
@@ -150,7 +157,9 @@ def run_rings(
     cfg = RingConfig(settings.ring_min_size, settings.ring_risk_threshold,
                      settings.ring_max_device_users, seed=settings.seed)  # fmt: skip
     rings = detect_rings(ctx.graph, risk, near, cfg)
-    replace_rings(store, rings.rings, rings.members, datetime.now(UTC).isoformat(timespec="seconds"))
+    replace_rings(
+        store, rings.rings, rings.members, datetime.now(UTC).isoformat(timespec="seconds")
+    )
     planted = pd.DataFrame(store.read_columns(PLANTED))
     quality = match_planted(rings.members, planted) if len(planted) else {}
     return rings, quality

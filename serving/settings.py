@@ -40,7 +40,9 @@ class Settings(BaseSettings):
 
     # -- files ---------------------------------------------------------------------------
     state_dir: Path = Field(default_factory=_default_state_dir)
-    artifact_dir: Path | None = Field(None, description="model artifacts; default state_dir/artifacts")
+    artifact_dir: Path | None = Field(
+        None, description="model artifacts; default state_dir/artifacts"
+    )
     export_dir: Path = Path("exports")
 
     # -- encoders ------------------------------------------------------------------------

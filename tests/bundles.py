@@ -39,7 +39,9 @@ BAD_ROWS = [
 ]
 
 
-def write_bundle(folder: Path, bad: bool = False, drop_column: tuple[str, str] | None = None) -> Path:
+def write_bundle(
+    folder: Path, bad: bool = False, drop_column: tuple[str, str] | None = None
+) -> Path:
     """Write the good bundle, optionally with the bad rows or without one required column."""
     folder.mkdir(parents=True, exist_ok=True)
     tables = dict(GOOD)

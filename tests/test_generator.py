@@ -23,8 +23,14 @@ REQUIRED = {
     "rings": ["ring_id", "user_id"],
 }
 OPTIONAL = {"users": {"country", "feat_kyc_level", "feat_email_age_days"}, "orders": {"device_id"}}
-TIME_COLUMNS = {"users": "created_at", "merchants": "created_at", "devices": "first_seen",
-                "logins": "ts", "orders": "ts", "reviews": "ts"}
+TIME_COLUMNS = {
+    "users": "created_at",
+    "merchants": "created_at",
+    "devices": "first_seen",
+    "logins": "ts",
+    "orders": "ts",
+    "reviews": "ts",
+}
 
 Bundle = dict[str, pd.DataFrame]
 
@@ -32,8 +38,10 @@ Bundle = dict[str, pd.DataFrame]
 def _read(out_dir: Path) -> Bundle:
     """Read every table as strings, the way an importer must (ids stay strings, '' stays '')."""
     names = [*REQUIRED, "truth"]
-    return {name: pd.read_csv(out_dir / f"{name}.csv", dtype=str, keep_default_na=False)
-            for name in names}
+    return {
+        name: pd.read_csv(out_dir / f"{name}.csv", dtype=str, keep_default_na=False)
+        for name in names
+    }
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +87,14 @@ def test_tables_have_required_columns_and_summary_counts(
 
 
 def test_ids_are_unique_prefixed_strings(bundle: Bundle) -> None:
-    for table, column, prefix in [("users", "user_id", "U"), ("merchants", "merchant_id", "M"),
-                                  ("products", "product_id", "P"), ("devices", "device_id", "D"),
-                                  ("orders", "order_id", "O"), ("reviews", "review_id", "R")]:
+    for table, column, prefix in [
+        ("users", "user_id", "U"),
+        ("merchants", "merchant_id", "M"),
+        ("products", "product_id", "P"),
+        ("devices", "device_id", "D"),
+        ("orders", "order_id", "O"),
+        ("reviews", "review_id", "R"),
+    ]:
         ids = bundle[table][column]
         assert ids.is_unique, table
         assert ids.str.fullmatch(prefix + r"\d{6,}").all(), table
@@ -185,7 +198,8 @@ def test_review_ring_posts_near_duplicate_five_stars_on_one_merchant(bundle: Bun
 def test_households_and_public_devices_are_legit_sharing(bundle: Bundle) -> None:
     logins = bundle["logins"].merge(bundle["truth"], on="user_id")
     per_device = logins.groupby("device_id").agg(
-        users=("user_id", "nunique"), fraud=("fraud", lambda f: (f == "1").any()))
+        users=("user_id", "nunique"), fraud=("fraud", lambda f: (f == "1").any())
+    )
     legit_shared = per_device[~per_device["fraud"]]
     assert (legit_shared["users"].between(2, 5)).sum() >= 20  # households
     assert (legit_shared["users"] >= 20).sum() >= 2  # cafe/library devices
@@ -204,8 +218,14 @@ def test_labels_are_partial_noisy_and_default_rate_plausible(bundle: Bundle) -> 
 
 
 def test_typologies_can_be_switched_off(tmp_path: Path) -> None:
-    config = GeneratorConfig(n_users=500, seed=1, device_farm_rings=False, review_rings=False,
-                             household_share=0.0, public_devices=False)
+    config = GeneratorConfig(
+        n_users=500,
+        seed=1,
+        device_farm_rings=False,
+        review_rings=False,
+        household_share=0.0,
+        public_devices=False,
+    )
     summary = generate_marketplace(config, tmp_path)
     tables = _read(tmp_path)
     assert summary.n_rings == 0 and tables["rings"].empty

@@ -97,7 +97,9 @@ def test_scoring_refuses_an_artifact_with_other_features(scored, neo4j_settings:
     artifact = load_artifact(neo4j_settings.artifacts, scored["version"])
     features = ctx.features
     renamed = features.scalars["user"].rename(columns={"chargeback_rate": "cb_rate"})
-    other = type(features)({**features.scalars, "user": renamed}, features.embeddings, features.text)
+    other = type(features)(
+        {**features.scalars, "user": renamed}, features.embeddings, features.text
+    )
     with pytest.raises(FeatureMismatchError, match="chargeback_rate"):
         score_users(ctx.graph, other, artifact)
 
@@ -112,7 +114,9 @@ def test_analyst_queries_are_read_only_and_parameterised(scored, store: GraphSto
     assert store.read("MATCH (u:User {user_id: 'intruder'}) RETURN count(u) AS n")[0]["n"] == 0
 
 
-def test_cli_cypher_and_reset(scored, neo4j_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_cli_cypher_and_reset(
+    scored, neo4j_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     from serving.cli import app
     from serving.connect import connection
 

@@ -26,7 +26,8 @@ from encoders.text_cache import EmbeddingCache, text_key
 
 LONG_TEXT = " ".join(
     f"Order {i}: the seller shipped late, the box was crushed, and support took days to answer."
-    for i in range(40))  # well over 300 tokens, so truncation at 256 matters
+    for i in range(40)
+)  # well over 300 tokens, so truncation at 256 matters
 
 TEXTS: list[str] = [
     "Great seller, fast shipping!",
@@ -38,8 +39,8 @@ TEXTS: list[str] = [
     "Product as described, good value for money, would buy again.",
     LONG_TEXT,
     "The packaging was damaged but the refund came through within two days.",
-    "这个卖家很好，发货很快，推荐！",  # noqa: RUF001
-    "质量太差了，和描述完全不一样。",  # noqa: RUF001
+    "这个卖家很好，发货很快，推荐！",
+    "质量太差了，和描述完全不一样。",
     "Ça marche très bien, merci beaucoup 👍",
     "Excelente vendedor, todo llegó en perfecto estado.",
     "Отличный продавец, рекомендую.",
@@ -104,7 +105,8 @@ def test_output_contract(encoder: ReviewEncoder, fp32_vectors: np.ndarray) -> No
 
 @pytest.mark.slow
 def test_order_preserved_and_duplicates_encoded_once(
-        encoder: ReviewEncoder, fp32_vectors: np.ndarray) -> None:
+    encoder: ReviewEncoder, fp32_vectors: np.ndarray
+) -> None:
     """Shuffled input gives the same rows shuffled; each distinct text runs once."""
     vectors = encoder.encode(TEXTS)
     assert encoder.last_encoded_count == len(set(TEXTS)) < len(TEXTS)
@@ -233,7 +235,7 @@ def test_cache_roundtrip_and_compaction(tmp_path: Path) -> None:
     vectors = rng.standard_normal((10, 4)).astype(np.float32)
     cache = EmbeddingCache(tmp_path, "toy-model", 4)
     for start in range(0, 10, 2):
-        cache.put_many(keys[start:start + 2], vectors[start:start + 2])
+        cache.put_many(keys[start : start + 2], vectors[start : start + 2])
     assert len(list(cache.directory.glob("chunk-*.npz"))) == 5
 
     reopened = EmbeddingCache(tmp_path, "toy-model", 4, compact_above=2)
@@ -254,7 +256,10 @@ def test_import_is_cheap() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, encoders.text; "
-            "assert 'transformers' not in sys.modules and 'torch' not in sys.modules")
-    subprocess.run([sys.executable, "-c", code], check=True,
-                   cwd=Path(__file__).resolve().parents[1])
+    code = (
+        "import sys, encoders.text; "
+        "assert 'transformers' not in sys.modules and 'torch' not in sys.modules"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1]
+    )

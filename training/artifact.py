@@ -100,7 +100,7 @@ def load_artifact(artifact_dir: Path, version: str | None = None) -> ModelArtifa
     train = config["train"]
     model = HeteroRiskGNN(
         {k: int(v) for k, v in config["in_dims"].items()},
-        [tuple(et) for et in config["edge_types"]],  # type: ignore[misc]
+        [(str(s), str(r), str(d)) for s, r, d in config["edge_types"]],
         hidden=train["hidden"],
         layers=train["layers"],
         dropout=train["dropout"],

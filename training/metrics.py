@@ -15,7 +15,13 @@ def binary_metrics(y: np.ndarray, score: np.ndarray, max_fpr: float = 0.01) -> d
     score = np.asarray(score, dtype=np.float64)
     if len(np.unique(y)) < 2:
         nan = float("nan")
-        return {"auroc": nan, "auprc": nan, "recall_at_1pct_fpr": nan, "ks": nan, "n": float(len(y))}
+        return {
+            "auroc": nan,
+            "auprc": nan,
+            "recall_at_1pct_fpr": nan,
+            "ks": nan,
+            "n": float(len(y)),
+        }
     fpr, tpr, _ = roc_curve(y, score)
     return {
         "auroc": float(roc_auc_score(y, score)),

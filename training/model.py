@@ -44,7 +44,8 @@ class HeteroRiskGNN(nn.Module):
             for _ in range(layers)
         )
         self.norms = nn.ModuleList(
-            nn.ModuleDict({nt: nn.LayerNorm(hidden) for nt in self.node_types}) for _ in range(layers)
+            nn.ModuleDict({nt: nn.LayerNorm(hidden) for nt in self.node_types})
+            for _ in range(layers)
         )
         self.dropout = nn.Dropout(dropout)
 
@@ -55,9 +56,9 @@ class HeteroRiskGNN(nn.Module):
         self.default_head = head()
         self.merchant_head = head()
 
-    def encode(self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor]) -> tuple[
-        dict[str, Tensor], dict[str, Tensor]
-    ]:
+    def encode(
+        self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor]
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Return (input projections, final embeddings) per node type.
 
         Shapes:
@@ -67,6 +68,8 @@ class HeteroRiskGNN(nn.Module):
         h = h0
         for conv, norms in zip(self.convs, self.norms, strict=True):
             out = conv(h, edge_index_dict)
+            assert isinstance(norms, nn.ModuleDict)
+            # residual: a node type that received no messages keeps its state (still normalised)
             h = {
                 nt: norms[nt](h[nt] + self.dropout(torch.relu(out[nt])) if nt in out else h[nt])
                 for nt in h

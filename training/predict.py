@@ -21,6 +21,8 @@ from training.fit import graph_tensors, pick_device, predict_logits
 from training.scorecard import p_bad, risk_band
 
 TOP_REASONS = 3
+# Features the graph reason ("shares device D with N accounts") already states.
+DEVICE_FEATURES = frozenset({"max_users_on_device", "mean_users_on_device"})
 PHRASES: dict[str, str] = {
     "chargeback_rate": "{v:.0%} of orders charged back",
     "refunded_rate": "{v:.0%} of orders refunded",
@@ -32,6 +34,10 @@ PHRASES: dict[str, str] = {
     "account_age_days": "account is {v:.0f} days old",
     "days_to_first_order": "first order {v:.1f} days after sign-up",
     "n_devices": "logs in from {v:.0f} devices",
+    "max_users_on_device": "uses a device shared by {v:.0f} accounts",
+    "n_logins": "{v:.0f} logins",
+    "n_reviews": "{v:.0f} reviews written",
+    "mean_rating": "mean rating given {v:.1f} stars",
     "mean_users_on_device": "devices used by {v:.1f} accounts on average",
     "night_share": "{v:.0%} of orders placed at night",
     "max_amount": "largest order {v:,.2f}",
@@ -73,7 +79,9 @@ def shared_device_reasons(g: GraphExport) -> np.ndarray:
     users_on = np.bincount(d, minlength=n_dev)
     fraud = np.nan_to_num(g.labels["fraud"].to_numpy(np.float64)) > 0
     fraud_on = np.bincount(d, weights=fraud[u].astype(float), minlength=n_dev)
-    edges = pd.DataFrame({"u": u, "d": d, "k": users_on[d]}).sort_values(["u", "k"], ascending=[True, False])
+    edges = pd.DataFrame({"u": u, "d": d, "k": users_on[d]}).sort_values(
+        ["u", "k"], ascending=[True, False]
+    )
     top = edges.drop_duplicates("u")
     top = top[top["k"] >= 3]
     uu, dd = top["u"].to_numpy(), top["d"].to_numpy()
@@ -104,13 +112,18 @@ def score_users(
 
     names = artifact.feature_names["user"]
     attributions = _user_attributions(model, x_dict, edge_index_dict)[:, : len(names)]
-    top = np.argsort(-attributions, axis=1)[:, :TOP_REASONS]
+    top = np.argsort(-attributions, axis=1)[:, : TOP_REASONS + len(DEVICE_FEATURES)]
     raw = features.scalars["user"][names].to_numpy(np.float64)
     graph_reason = shared_device_reasons(g)
     reasons = []
     for i in range(len(top)):  # phrasing is per user text, the ranking above is vectorised
-        items = [graph_reason[i]] if graph_reason[i] and p_fraud[i] >= 0.5 else []
-        items += [_phrase(names[j], raw[i, j]) for j in top[i] if attributions[i, j] > 0]
+        has_graph_reason = bool(graph_reason[i]) and p_fraud[i] >= 0.5
+        items = [graph_reason[i]] if has_graph_reason else []
+        items += [
+            _phrase(names[j], raw[i, j])
+            for j in top[i]
+            if attributions[i, j] > 0 and not (has_graph_reason and names[j] in DEVICE_FEATURES)
+        ]
         reasons.append(items[:TOP_REASONS])
     frame = pd.DataFrame(
         {

@@ -61,7 +61,9 @@ def _link_edges(
         rating = pd.to_numeric(reviews["rating"], errors="coerce").fillna(0).to_numpy()
         # Copied reviews bind a ring even when the model is unsure of a member: require both a
         # near-duplicate cluster (>= 2 others) and a risky-looking author or a five-star rating.
-        collusive = (near_dups >= 2) & (rm >= 0) & (rating == 5) & (risk[ru] >= cfg.risk_threshold / 2)
+        collusive = (
+            (near_dups >= 2) & (rm >= 0) & (rating == 5) & (risk[ru] >= cfg.risk_threshold / 2)
+        )
         users.append(ru[collusive])
         hubs.append(n_dev + rm[collusive])
         kinds.append(np.ones(int(collusive.sum()), dtype=np.int8))
@@ -69,7 +71,10 @@ def _link_edges(
 
 
 def detect_rings(
-    g: GraphExport, risk: np.ndarray, near_dups: np.ndarray | None = None, cfg: RingConfig | None = None
+    g: GraphExport,
+    risk: np.ndarray,
+    near_dups: np.ndarray | None = None,
+    cfg: RingConfig | None = None,
 ) -> Rings:
     """Find rings; ``risk`` is the calibrated fraud probability per user."""
     cfg = cfg or RingConfig()
@@ -77,9 +82,7 @@ def detect_rings(
     n_hubs = len(g.ids["device"]) + len(g.ids["merchant"])
     users, hubs, kinds = _link_edges(g, risk, near_dups, cfg)
     n = n_users + n_hubs
-    adj = sp.coo_matrix(
-        (np.ones(len(users)), (users, n_users + hubs)), shape=(n, n)
-    ).tocsr()
+    adj = sp.coo_matrix((np.ones(len(users)), (users, n_users + hubs)), shape=(n, n)).tocsr()
     _, comp = connected_components(adj, directed=False)
     linked = np.zeros(n_users, dtype=bool)
     linked[users] = True
@@ -87,7 +90,8 @@ def detect_rings(
     groups = pd.DataFrame({"user": np.flatnonzero(linked), "comp": user_comp[linked]})
     kind_of_comp = pd.Series(kinds, index=comp[users]).groupby(level=0).max()
 
-    ring_rows, member_rows = [], []
+    ring_rows: list[tuple[str, int, float, str]] = []
+    member_rows: list[tuple[str, str]] = []
     for comp_id, members in groups.groupby("comp")["user"]:
         parts = [members.to_numpy()]
         if len(members) > cfg.max_ring_size:
@@ -114,10 +118,13 @@ def _split(members: np.ndarray, users: np.ndarray, hubs: np.ndarray, seed: int) 
     return [np.array(sorted(x for x in c if x >= 0), dtype=np.int64) for c in communities]
 
 
-def match_planted(detected: pd.DataFrame, planted: pd.DataFrame, min_jaccard: float = 0.5) -> dict[str, float]:
+def match_planted(
+    detected: pd.DataFrame, planted: pd.DataFrame, min_jaccard: float = 0.5
+) -> dict[str, float]:
     """Precision/recall of detected rings against planted ones (a match has Jaccard >= 0.5)."""
     det = {k: set(v) for k, v in detected.groupby("ring_id")["user_id"]}
     truth = {k: set(v) for k, v in planted.groupby("ring_id")["user_id"]}
+
     def best(a: set[str], pool: dict[str, set[str]]) -> float:
         return max((len(a & b) / len(a | b) for b in pool.values()), default=0.0)
 

@@ -31,8 +31,8 @@ def stratified_split(
     for cls in (0, 1):
         idx = labeled[y == cls]
         idx = idx[rng.permutation(len(idx))]
-        n_test = int(round(len(idx) * test))
-        n_val = int(round(len(idx) * val))
+        n_test = round(len(idx) * test)
+        n_val = round(len(idx) * val)
         parts["test"].append(idx[:n_test])
         parts["val"].append(idx[n_test : n_test + n_val])
         parts["train"].append(idx[n_test + n_val :])

@@ -1,0 +1,55 @@
+# The two commands of the README: `make demo` and `make test`.
+# .venv and pip's cache are reused, so only the first run downloads torch.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+# The review model ships inside an installed package; nothing is fetched at run time.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+# The test suite's own Neo4j: another port and state folder, so tests never touch the demo graph.
+TEST_ENV := RISKGRAPH_STATE_DIR=$${RISKGRAPH_TEST_STATE_DIR:-$$HOME/.local/state/riskgraph-test} \
+            RISKGRAPH_NEO4J_PORT=$${RISKGRAPH_TEST_NEO4J_PORT:-7688} \
+            RISKGRAPH_NEO4J_HEAP=1g RISKGRAPH_NEO4J_PAGECACHE=256m RISKGRAPH_NEO4J_URI=
+
+.PHONY: install system-deps demo test test-fast lint neo4j-start neo4j-stop clean
+
+system-deps:  ## Java 17 and Maven run Neo4j; installed from Debian's packages when missing
+	@command -v java >/dev/null && command -v mvn >/dev/null || \
+	  (apt-get update -q && apt-get install -y -q openjdk-17-jre-headless maven)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: system-deps $(STAMP)
+
+demo: install  ## generate → import → train → score → rings on 10,000 users
+	$(BIN)/riskgraph neo4j start
+	$(BIN)/riskgraph demo
+
+test: install  ## the whole suite, including the tests against a real Neo4j
+	$(TEST_ENV) $(BIN)/riskgraph neo4j start
+	$(BIN)/python -m pytest
+
+test-fast: install  ## unit tests only (no Neo4j, no model)
+	$(BIN)/python -m pytest -m "not neo4j and not slow"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check graph encoders training serving
+	$(BIN)/mypy
+
+neo4j-start: install
+	$(BIN)/riskgraph neo4j start
+
+neo4j-stop:
+	$(BIN)/riskgraph neo4j stop
+
+clean:
+	rm -rf out exports .pytest_cache .mypy_cache .ruff_cache
