@@ -35,7 +35,9 @@ def _timestamps(frame: pd.DataFrame, col: str) -> np.ndarray:
 
 
 def reference_time(g: GraphExport) -> int:
-    """The latest event in the graph (epoch ms): 'now' for ages, so features do not drift."""
+    """'Now' for ages and recency windows: the cutoff of an ``as_of`` view, else the latest event."""
+    if g.cutoff_ms is not None:
+        return int(g.cutoff_ms)
     orders = g.edges[("user", "ordered", "product")]
     ts = _timestamps(orders, "ts")
     created = _timestamps(g.nodes["user"], "created_at")
@@ -71,7 +73,7 @@ def user_features(g: GraphExport) -> pd.DataFrame:
     hour_of_day = (ts // MS_PER_HOUR) % 24
     feats["night_share"] = _ratio(_count(u, n, (hour_of_day < 6).astype(float)), n_orders)
     created = _timestamps(g.nodes["user"], "created_at")
-    feats["account_age_days"] = (now - created) / MS_PER_DAY
+    feats["account_age_days"] = np.maximum(now - created, 0) / MS_PER_DAY
     first_order = np.full(n, np.inf)
     if len(u):
         np.minimum.at(first_order, u, ts.astype(np.float64))
@@ -131,7 +133,8 @@ def merchant_features(g: GraphExport) -> pd.DataFrame:
         "new_account_share": _ratio(
             _count(m, n, ((ts - buyer_created) < 7 * MS_PER_DAY).astype(float)), n_orders
         ),
-        "age_days": (now - _timestamps(g.nodes["merchant"], "created_at")) / MS_PER_DAY,
+        "age_days": np.maximum(now - _timestamps(g.nodes["merchant"], "created_at"), 0)
+        / MS_PER_DAY,
     }
     reviews = g.edges[("user", "reviewed", "product")]
     rm = merchant_of[reviews["dst"].to_numpy(np.int64)]

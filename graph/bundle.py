@@ -321,6 +321,15 @@ def _table_rules(table: str, check: _Checker, out: pd.DataFrame) -> None:
         out["default"] = _label_value(check, "default")
 
 
+def aggregate_logins(logins: pd.DataFrame) -> pd.DataFrame:
+    """One row per (user, device): first and last login (epoch ms) and the number of logins."""
+    return (
+        logins.groupby(["user_id", "device_id"], sort=True)["ts"]
+        .agg(first_ts="min", last_ts="max", logins="size")
+        .reset_index()
+    )
+
+
 def read_bundle(
     directory: Path, existing_ids: Mapping[str, pd.Index] | None = None
 ) -> ValidatedBundle:

@@ -16,6 +16,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from graph import schema
+from graph.bundle import ValidatedBundle, aggregate_logins
 from graph.store import GraphStore
 
 EdgeType = tuple[str, str, str]
@@ -64,6 +65,7 @@ class GraphExport:
         labels: per user (aligned with ``ids['user']``): ``fraud`` and ``default`` as
             1.0/0.0/NaN (NaN = not observed). Kept apart from the features.
         feature_keys: the bundle's ``feat_*`` columns, in order.
+        cutoff_ms: set by :func:`as_of`: nothing after this instant is in the graph.
     """
 
     data: HeteroData
@@ -72,6 +74,7 @@ class GraphExport:
     edges: dict[EdgeType, pd.DataFrame]
     labels: pd.DataFrame
     feature_keys: list[str]
+    cutoff_ms: int | None = None
 
     def index_of(self, node_type: str, ids: np.ndarray | list[str]) -> np.ndarray:
         """Node indices of bundle ids (-1 where unknown)."""
@@ -89,7 +92,7 @@ def _frame(columns: dict[str, list[object]]) -> pd.DataFrame:
 
 
 def export_graph(store: GraphStore) -> GraphExport:
-    """Read every node, relationship and label into a :class:`GraphExport`."""
+    """Read every node, relationship and label out of Neo4j into a :class:`GraphExport`."""
     feature_keys = [
         str(k) for k in store.read_columns(FEATURE_KEYS, prefix=schema.FEATURE_PREFIX).get("k", [])
     ]
@@ -108,36 +111,138 @@ def export_graph(store: GraphStore) -> GraphExport:
             frame = frame.drop(columns=["features"], errors="ignore")
             for j, key in enumerate(feature_keys):
                 frame[key] = feats[:, j]
-        nodes[node_type] = frame.sort_values("id", kind="stable").reset_index(drop=True)
-    ids = {nt: nodes[nt]["id"].to_numpy(dtype=object) for nt in nodes}
-    index = {nt: pd.Index(ids[nt]) for nt in ids}
-
-    data = HeteroData()
-    for nt in nodes:
-        data[nt].num_nodes = len(ids[nt])
-    edges: dict[EdgeType, pd.DataFrame] = {}
+        nodes[node_type] = frame
+    edges: dict[str, pd.DataFrame] = {}
     for relation in schema.RELATIONS:
         cols = store.read_columns(EDGE_QUERIES[relation.rel])
-        frame = _frame(cols) if cols else pd.DataFrame({"src": [], "dst": []})
+        edges[relation.rel] = _frame(cols) if cols else pd.DataFrame({"src": [], "dst": []})
+    label_cols = store.read_columns(LABELS)
+    labels = (
+        _frame(label_cols) if label_cols else pd.DataFrame({"id": [], "fraud": [], "default": []})
+    )
+    return assemble(nodes, edges, labels, feature_keys)
+
+
+def export_from_bundle(bundle: ValidatedBundle) -> GraphExport:
+    """The same :class:`GraphExport` straight from a validated bundle, without a database.
+
+    Used to benchmark feature computation at sizes where a Neo4j round trip would dominate,
+    and by tests; it shapes the bundle's tables exactly as the Cypher export returns them.
+    """
+    t = bundle.tables
+    users = t["users"].rename(columns={"user_id": "id"})
+    users["country"] = users["country"].replace({"": None})
+    nodes = {
+        "user": users,
+        "merchant": t["merchants"].rename(columns={"merchant_id": "id"}),
+        "product": t["products"].rename(columns={"product_id": "id"})[["id", "category", "price"]],
+        "device": t["devices"].rename(columns={"device_id": "id"}),
+    }
+    orders = t["orders"].rename(columns={"user_id": "src", "product_id": "dst"})
+    orders["device_id"] = orders["device_id"].replace({"": None})
+    uses = aggregate_logins(t["logins"]).rename(
+        columns={
+            "user_id": "src",
+            "device_id": "dst",
+            "first_ts": "first_seen",
+            "last_ts": "last_seen",
+        }
+    )
+    edges = {
+        schema.ORDERED: orders,
+        schema.REVIEWED: t["reviews"].rename(columns={"user_id": "src", "product_id": "dst"}),
+        schema.SOLD_BY: t["products"][["product_id", "merchant_id"]].set_axis(
+            ["src", "dst"], axis=1
+        ),
+        schema.USES: uses,
+    }
+    labels = t.get("labels", pd.DataFrame({"user_id": [], "fraud": [], "default": []}))
+    keys = sorted(bundle.feature_columns)  # the Cypher export lists them sorted too
+    return assemble(nodes, edges, labels.rename(columns={"user_id": "id"}), keys)
+
+
+def assemble(
+    nodes: dict[str, pd.DataFrame],
+    edges: dict[str, pd.DataFrame],
+    labels: pd.DataFrame,
+    feature_keys: list[str],
+) -> GraphExport:
+    """Index nodes by sorted id, map edge endpoints to indices and build the ``HeteroData``.
+
+    Args:
+        nodes: node type -> frame with an ``id`` column and raw properties.
+        edges: relationship type -> frame with ``src``/``dst`` bundle ids and raw properties.
+        labels: frame with ``id``, ``fraud``, ``default`` (None/NaN when unknown).
+        feature_keys: the ``feat_*`` columns present on users.
+    """
+    nodes = {
+        nt: frame.sort_values("id", kind="stable").reset_index(drop=True)
+        for nt, frame in nodes.items()
+    }
+    ids = {nt: nodes[nt]["id"].to_numpy(dtype=object) for nt in nodes}
+    index = {nt: pd.Index(ids[nt]) for nt in ids}
+    frames: dict[EdgeType, pd.DataFrame] = {}
+    for relation in schema.RELATIONS:
+        frame = edges[relation.rel].copy()
         src_t, _, dst_t = relation.edge_type
         frame["src"] = index[src_t].get_indexer(frame["src"].to_numpy(dtype=object))
         frame["dst"] = index[dst_t].get_indexer(frame["dst"].to_numpy(dtype=object))
-        frame = frame.sort_values(["src", "dst"], kind="stable").reset_index(drop=True)
+        frames[relation.edge_type] = frame.sort_values(["src", "dst"], kind="stable").reset_index(
+            drop=True
+        )
+    n_users = len(ids["user"])
+    label_frame = pd.DataFrame(
+        {"fraud": np.full(n_users, np.nan), "default": np.full(n_users, np.nan)}
+    )
+    if len(labels):
+        pos = index["user"].get_indexer(labels["id"].to_numpy(dtype=object))
+        ok = pos >= 0
+        for key in ("fraud", "default"):
+            vals = pd.to_numeric(labels[key], errors="coerce").to_numpy(np.float64)
+            label_frame.loc[pos[ok], key] = vals[ok]
+    return GraphExport(build_data(ids, frames), ids, nodes, frames, label_frame, feature_keys)
+
+
+def build_data(ids: dict[str, np.ndarray], edges: dict[EdgeType, pd.DataFrame]) -> HeteroData:
+    """``HeteroData`` with every relation and its ``rev_`` reverse."""
+    data = HeteroData()
+    for nt, node_ids in ids.items():
+        data[nt].num_nodes = len(node_ids)
+    for relation in schema.RELATIONS:
+        frame = edges[relation.edge_type]
         edge_index = torch.from_numpy(
             np.stack([frame["src"].to_numpy(np.int64), frame["dst"].to_numpy(np.int64)])
         )
         data[relation.edge_type].edge_index = edge_index
         data[relation.rev_edge_type].edge_index = edge_index.flip(0)
-        edges[relation.edge_type] = frame
+    return data
 
-    label_cols = store.read_columns(LABELS)
-    labels = pd.DataFrame(
-        {"fraud": np.full(len(ids["user"]), np.nan), "default": np.full(len(ids["user"]), np.nan)}
+
+def as_of(g: GraphExport, cutoff_ms: int) -> GraphExport:
+    """The graph as it stood at ``cutoff_ms``: nothing that happened later is visible.
+
+    Orders and reviews after the cutoff are dropped, both from the feature tables and from
+    message passing. A user–device link counts from its first login; logins are stored
+    aggregated per link, so a link still active after the cutoff counts one login, never
+    the later ones. Nodes stay (a user created later has empty history) so indices and
+    ids are unchanged.
+    """
+    edges = dict(g.edges)
+    for et, col in (
+        (("user", "ordered", "product"), "ts"),
+        (("user", "reviewed", "product"), "ts"),
+    ):
+        frame = edges[et]
+        keep = pd.to_numeric(frame[col], errors="coerce").to_numpy(np.float64) <= cutoff_ms
+        edges[et] = frame[keep].reset_index(drop=True)
+    uses = edges[("user", "uses", "device")]
+    first = pd.to_numeric(uses["first_seen"], errors="coerce").to_numpy(np.float64)
+    last = pd.to_numeric(uses["last_seen"], errors="coerce").to_numpy(np.float64)
+    uses = uses[first <= cutoff_ms].copy()
+    spans_cutoff = last[first <= cutoff_ms] > cutoff_ms
+    uses.loc[spans_cutoff, "logins"] = 1
+    uses.loc[spans_cutoff, "last_seen"] = cutoff_ms
+    edges[("user", "uses", "device")] = uses.reset_index(drop=True)
+    return GraphExport(
+        build_data(g.ids, edges), g.ids, g.nodes, edges, g.labels, g.feature_keys, cutoff_ms
     )
-    if label_cols:
-        pos = index["user"].get_indexer(np.asarray(label_cols["id"], dtype=object))
-        ok = pos >= 0
-        for key in ("fraud", "default"):
-            vals = np.array([np.nan if v is None else float(v) for v in label_cols[key]])
-            labels.loc[pos[ok], key] = vals[ok]
-    return GraphExport(data, ids, nodes, edges, labels, feature_keys)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from graph import schema
-from graph.bundle import ValidatedBundle
+from graph.bundle import ValidatedBundle, aggregate_logins
 from graph.store import GraphStore
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
@@ -144,12 +144,7 @@ def rows_for(table: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
             row["features"] = f
         return base
     if table == "logins":
-        agg = (
-            frame.groupby(["user_id", "device_id"], sort=True)["ts"]
-            .agg(first_ts="min", last_ts="max", logins="size")
-            .reset_index()
-        )
-        return _records(agg)
+        return _records(aggregate_logins(frame))
     if table == "orders":
         out = frame.copy()
         out["device_id"] = out["device_id"].replace({"": None})
