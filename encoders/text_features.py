@@ -55,15 +55,22 @@ def merchant_of_product(g: GraphExport) -> np.ndarray:
 
 
 def near_duplicate_counts(
-    emb: np.ndarray, group: np.ndarray, threshold: float = 0.92, block: int = 2048
+    emb: np.ndarray,
+    group: np.ndarray,
+    ts: np.ndarray | None = None,
+    *,
+    threshold: float = 0.92,
+    window_ms: int = 30 * 86_400_000,
+    block: int = 2048,
 ) -> np.ndarray:
-    """For each row, how many other rows of the same group have cosine >= ``threshold``.
+    """For each row, how many other rows of the same group, within ``window_ms`` of it in time,
+    have cosine >= ``threshold``.
 
     Rows are L2-normalised, so cosine is a dot product. Work is O(sum of group sizes squared),
-    done in ``block``-row matrix products per group.
+    done in ``block``-row matrix products per group; rows with a negative group are skipped.
 
     Shapes:
-        emb: (n, d) float32, rows L2-normalised; group: (n,) int64.
+        emb: (n, d) float32, rows L2-normalised; group: (n,) int64; ts: (n,) epoch ms.
     """
     counts = np.zeros(len(emb), dtype=np.int64)
     if len(emb) == 0:
@@ -74,14 +81,18 @@ def near_duplicate_counts(
     starts = np.concatenate([[0], bounds])
     ends = np.concatenate([bounds, [len(order)]])
     vectors = torch.from_numpy(np.ascontiguousarray(emb[order], dtype=np.float32))
+    stamps = np.zeros(len(emb), np.int64) if ts is None else np.asarray(ts, np.int64)[order]
+    times = torch.from_numpy(stamps)
     for start, end in zip(starts, ends, strict=True):
         if end - start < 2 or sorted_group[start] < 0:
             continue
         members = vectors[start:end]
-        for b in range(0, end - start, block):
-            sims = members[b : b + block] @ members.T
-            hits = (sims >= threshold).sum(dim=1) - 1  # minus itself
-            counts[order[start + b : start + b + len(hits)]] = hits.numpy()
+        for b in range(start, end, block):
+            rows = slice(b, min(b + block, end))
+            sims = vectors[rows] @ members.T
+            close = (times[rows, None] - times[None, start:end]).abs() <= window_ms
+            hits = ((sims >= threshold) & close).sum(dim=1) - 1  # minus itself
+            counts[order[rows]] = hits.numpy()
     return counts
 
 
@@ -98,7 +109,12 @@ def text_features(
     merchant_of = merchant_of_product(g)
     merchants = merchant_of[products]
     n_u, n_p, n_m = (len(g.ids[t]) for t in ("user", "product", "merchant"))
-    near = near_duplicate_counts(emb, merchants)
+    ts = (
+        pd.to_numeric(reviews.get("ts", pd.Series(dtype=float)), errors="coerce")
+        .fillna(0)
+        .to_numpy(np.int64)
+    )
+    near = near_duplicate_counts(emb, merchants, ts[: len(texts)])
     has_dup = (near > 0).astype(np.float64)
     user_reviews = np.bincount(users, minlength=n_u).astype(np.float64)
     merchant_reviews = np.bincount(merchants[merchants >= 0], minlength=n_m).astype(np.float64)

@@ -98,3 +98,18 @@ def test_neo4j_export_and_bundle_export_give_the_same_features(
     from_files = build_features(export_from_bundle(bundle), None).scalars
     for node_type, frame in from_db.items():
         pd.testing.assert_frame_equal(frame, from_files[node_type], check_dtype=False)
+
+
+def test_near_duplicates_count_same_merchant_within_the_window_only() -> None:
+    from encoders.text_features import near_duplicate_counts
+
+    a = np.array([1.0, 0.0], dtype=np.float32)
+    b = np.array([0.0, 1.0], dtype=np.float32)
+    emb = np.stack([a, a, a, b, a])
+    merchant = np.array([0, 0, 0, 0, 1])
+    day = 86_400_000
+    ts = np.array([0, day, 90 * day, day, 0])
+    # rows 0 and 1 copy each other within 30 days; row 2 is a copy 90 days later; row 3 is
+    # different text; row 4 is the same text on another merchant.
+    counts = near_duplicate_counts(emb, merchant, ts, window_ms=30 * day)
+    assert counts.tolist() == [1, 1, 0, 0, 0]

