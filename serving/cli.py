@@ -138,14 +138,31 @@ def import_(
 
 
 @app.command()
-def train() -> None:
+def train(
+    compare: Annotated[
+        bool,
+        typer.Option("--compare", help="also fit LR and gradient-boosting baselines, same split"),
+    ] = False,
+    split: Annotated[
+        str | None, typer.Option(help="held-out split: stratified or time (default: setting)")
+    ] = None,
+) -> None:
     """Train the heterogeneous GNN on the observed labels; print held-out AUROC/AUPRC."""
     from serving.connect import open_store
     from serving.pipeline import run_train
 
     settings = _settings()
+    if split is not None:
+        settings = settings.model_copy(update={"split": split})
     with open_store(settings) as store:
-        result, folder = run_train(store, settings, console)
+        result, folder = run_train(store, settings, console, compare_baselines=compare)
+    if result.comparison is not None:
+        table = Table(title=f"held-out test users, {settings.split} split")
+        for col in result.comparison.columns:
+            table.add_column(col, justify="left" if col in ("head", "model") else "right")
+        for row in result.comparison.itertuples(index=False):
+            table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+        console.print(table)
     for head in ("fraud", "default"):
         m = result.metrics[head]
         console.print(f"{head}: held-out AUROC {m['auroc']:.3f}  AUPRC {m['auprc']:.3f}  "

@@ -28,7 +28,8 @@ from graph.store import GraphStore
 from graph.writeback import replace_rings, write_merchant_scores, write_user_scores
 from serving.settings import Settings
 from training.artifact import ModelArtifact, load_artifact, save_artifact
-from training.fit import TrainConfig, TrainResult, fit
+from training.baselines import compare
+from training.fit import TrainConfig, TrainResult, fit, graph_tensors, pick_device, predict_logits
 from training.predict import Scores, score_users
 from training.rings import RingConfig, Rings, detect_rings, match_planted
 from training.scorecard import ScoreScale
@@ -90,12 +91,18 @@ def run_import(
 
 
 def run_train(
-    store: GraphStore, settings: Settings, console: Console, ctx: GraphContext | None = None
+    store: GraphStore,
+    settings: Settings,
+    console: Console,
+    ctx: GraphContext | None = None,
+    compare_baselines: bool = False,
 ) -> tuple[TrainResult, Path]:
+    """Fit the GNN (and, with ``compare_baselines``, the baselines on the same split)."""
     ctx = ctx or load_context(store, settings, console)
     config = TrainConfig(
         hidden=settings.hidden_dim, epochs=settings.epochs, patience=settings.patience,
         lr=settings.learning_rate, seed=settings.seed, device=settings.device,
+        split=settings.split,
     )  # fmt: skip
     with progress_bar(console) as bar:
         task = bar.add_task("train", total=config.epochs)
@@ -105,6 +112,14 @@ def run_train(
                        description=f"train loss {row['loss']:.3f} val AUPRC {row['val_auprc']:.3f}")  # fmt: skip
 
         result = fit(ctx.graph, ctx.features, config, on_epoch)
+    result.comparison = None
+    if compare_baselines:
+        x = result.normaliser.transform(ctx.features)
+        x_dict, edge_index_dict = graph_tensors(ctx.graph, x, pick_device(settings.device))
+        logits = predict_logits(result.model, x_dict, edge_index_dict)
+        result.comparison = compare(
+            ctx.graph, ctx.features, result.normaliser, result.split, logits, settings.seed
+        )
     scale = ScoreScale(settings.base_score, settings.base_odds, settings.pdo)
     folder = save_artifact(
         result, scale, settings.artifacts, {"review_model": settings.review_model}

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
 
     # -- training ------------------------------------------------------------------------
     seed: int = 0
+    split: str = Field(
+        "stratified",
+        pattern="^(time|stratified)$",
+        description="held-out split: stratified random, or time (train on earlier accounts)",
+    )
     hidden_dim: int = 64
     epochs: int = 200
     patience: int = 30

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 
@@ -20,7 +21,7 @@ from graph.export import GraphExport
 from training.metrics import binary_metrics
 from training.model import EdgeType, HeteroRiskGNN
 from training.scorecard import PlattCalibrator, expected_calibration_error
-from training.split import UserSplit, stratified_split
+from training.split import UserSplit, stratified_split, time_split
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -36,6 +37,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     device: str | None = None
+    split: str = "stratified"  # or "time": train on earlier accounts, test on later ones
 
 
 @dataclass
@@ -50,6 +52,7 @@ class TrainResult:
     edge_types: list[EdgeType]
     feature_names: dict[str, list[str]]
     history: list[dict[str, float]] = field(default_factory=list)
+    comparison: pd.DataFrame | None = None  # filled by ``train --compare``
 
 
 def pick_device(name: str | None) -> torch.device:
@@ -88,6 +91,18 @@ def _pos_weight(y: np.ndarray) -> Tensor:
     return torch.tensor(min((len(y) - pos) / pos, 50.0), dtype=torch.float32)
 
 
+def make_split(
+    g: GraphExport, labeled: np.ndarray, y: np.ndarray, config: TrainConfig
+) -> UserSplit:
+    """The configured held-out split of the labeled users."""
+    if config.split == "stratified":
+        return stratified_split(labeled, y, config.seed)
+    if config.split == "time":
+        created = pd.to_numeric(g.nodes["user"]["created_at"], errors="coerce").fillna(0)
+        return time_split(labeled, created.to_numpy(np.int64), y)
+    raise ValueError(f"unknown split {config.split!r}; use 'time' or 'stratified'")
+
+
 def fit(
     g: GraphExport,
     features: NodeFeatures,
@@ -105,7 +120,7 @@ def fit(
         raise ValueError(
             f"training needs labeled users of both classes; found {len(labeled)} labeled users"
         )
-    split = stratified_split(labeled, y_fraud[labeled].astype(int), config.seed)
+    split = make_split(g, labeled, y_fraud[labeled].astype(int), config)
     normaliser = Normaliser.fit(features, split.train)
     x = normaliser.transform(features)
     x_dict, edge_index_dict = graph_tensors(g, x, device)
