@@ -8,7 +8,7 @@ are kept, so scores can be written back under the original bundle ids.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import LiteralString
+from typing import Any, LiteralString
 
 import numpy as np
 import pandas as pd
@@ -21,35 +21,56 @@ from graph.store import GraphStore
 
 EdgeType = tuple[str, str, str]
 
+# Every query returns ONE record of list-valued columns: decoding a few long lists is far
+# faster than one record per row (``collect`` drops nulls, so nullable values are coalesced).
+NODE_IDS: dict[str, LiteralString] = {
+    "user": "MATCH (n:User) RETURN collect(n.user_id) AS id",
+    "merchant": "MATCH (n:Merchant) RETURN collect(n.merchant_id) AS id",
+    "product": "MATCH (n:Product) RETURN collect(n.product_id) AS id",
+    "device": "MATCH (n:Device) RETURN collect(n.device_id) AS id",
+}
+# Node properties are read per chunk of ids (``$ids``), like the edges, to bound memory.
 NODE_QUERIES: dict[str, LiteralString] = {
-    "user": """MATCH (n:User) RETURN n.user_id AS id, n.created_at.epochMillis AS created_at,
-               n.country AS country, [k IN $feature_keys | n[k]] AS features""",
-    "merchant": """MATCH (n:Merchant) RETURN n.merchant_id AS id,
-                   n.created_at.epochMillis AS created_at, n.category AS category""",
-    "product": """MATCH (n:Product) RETURN n.product_id AS id, n.category AS category,
-                  n.price AS price""",
-    "device": """MATCH (n:Device) RETURN n.device_id AS id, n.kind AS kind,
-                 n.first_seen.epochMillis AS first_seen""",
+    "user": """UNWIND $ids AS id MATCH (n:User {user_id: id})
+               RETURN collect(id) AS id, collect(n.created_at.epochMillis) AS created_at,
+               collect(coalesce(n.country, '')) AS country,
+               collect([k IN $feature_keys | n[k]]) AS features""",
+    "merchant": """UNWIND $ids AS id MATCH (n:Merchant {merchant_id: id})
+                   RETURN collect(id) AS id, collect(n.created_at.epochMillis) AS created_at,
+                   collect(n.category) AS category""",
+    "product": """UNWIND $ids AS id MATCH (n:Product {product_id: id})
+                  RETURN collect(id) AS id, collect(n.category) AS category,
+                  collect(n.price) AS price""",
+    "device": """UNWIND $ids AS id MATCH (n:Device {device_id: id})
+                 RETURN collect(id) AS id, collect(n.kind) AS kind,
+                 collect(n.first_seen.epochMillis) AS first_seen""",
 }
+# Edge queries run per chunk of source ids (``$ids``), each id an index seek.
 EDGE_QUERIES: dict[str, LiteralString] = {
-    schema.ORDERED: """MATCH (s:User)-[r:ORDERED]->(d:Product)
-        RETURN s.user_id AS src, d.product_id AS dst, r.order_id AS order_id, r.amount AS amount,
-               r.ts.epochMillis AS ts, r.status AS status, r.device_id AS device_id""",
-    schema.REVIEWED: """MATCH (s:User)-[r:REVIEWED]->(d:Product)
-        RETURN s.user_id AS src, d.product_id AS dst, r.review_id AS review_id,
-               r.rating AS rating, r.ts.epochMillis AS ts, r.text AS text""",
-    schema.SOLD_BY: """MATCH (s:Product)-[r:SOLD_BY]->(d:Merchant)
-        RETURN s.product_id AS src, d.merchant_id AS dst""",
-    schema.USES: """MATCH (s:User)-[r:USES]->(d:Device)
-        RETURN s.user_id AS src, d.device_id AS dst, r.logins AS logins,
-               r.first_seen.epochMillis AS first_seen, r.last_seen.epochMillis AS last_seen""",
+    schema.ORDERED: """UNWIND $ids AS id MATCH (:User {user_id: id})-[r:ORDERED]->(d:Product)
+        RETURN collect(id) AS src, collect(d.product_id) AS dst, collect(r.order_id) AS order_id,
+               collect(r.amount) AS amount, collect(r.ts.epochMillis) AS ts,
+               collect(r.status) AS status, collect(coalesce(r.device_id, '')) AS device_id""",
+    schema.REVIEWED: """UNWIND $ids AS id MATCH (:User {user_id: id})-[r:REVIEWED]->(d:Product)
+        RETURN collect(id) AS src, collect(d.product_id) AS dst, collect(r.review_id) AS review_id,
+               collect(r.rating) AS rating, collect(r.ts.epochMillis) AS ts,
+               collect(r.text) AS text""",
+    schema.SOLD_BY: """UNWIND $ids AS id MATCH (:Product {product_id: id})-[:SOLD_BY]->(d:Merchant)
+        RETURN collect(id) AS src, collect(d.merchant_id) AS dst""",
+    schema.USES: """UNWIND $ids AS id MATCH (:User {user_id: id})-[r:USES]->(d:Device)
+        RETURN collect(id) AS src, collect(d.device_id) AS dst, collect(r.logins) AS logins,
+               collect(r.first_seen.epochMillis) AS first_seen,
+               collect(r.last_seen.epochMillis) AS last_seen""",
 }
+EDGE_SOURCE = {schema.ORDERED: "user", schema.REVIEWED: "user", schema.SOLD_BY: "product",
+               schema.USES: "user"}  # fmt: skip
+SOURCE_CHUNK = 20_000
 FEATURE_KEYS: LiteralString = """
 MATCH (n:User) UNWIND keys(n) AS k WITH DISTINCT k WHERE k STARTS WITH $prefix
 RETURN k ORDER BY k
 """
-LABELS: LiteralString = """MATCH (l:Label) RETURN l.user_id AS id, l.fraud AS fraud,
-                           l.default AS default"""
+LABELS: LiteralString = """MATCH (l:Label) RETURN collect(l.user_id) AS id,
+    collect(coalesce(l.fraud, -1.0)) AS fraud, collect(coalesce(l.default, -1.0)) AS default"""
 
 
 @dataclass
@@ -91,36 +112,48 @@ def _frame(columns: dict[str, list[object]]) -> pd.DataFrame:
     return pd.DataFrame({k: _object_array(v) for k, v in columns.items()})
 
 
-def export_graph(store: GraphStore) -> GraphExport:
+def export_graph(store: GraphStore, chunk: int = SOURCE_CHUNK) -> GraphExport:
     """Read every node, relationship and label out of Neo4j into a :class:`GraphExport`."""
     feature_keys = [
         str(k) for k in store.read_columns(FEATURE_KEYS, prefix=schema.FEATURE_PREFIX).get("k", [])
     ]
     nodes: dict[str, pd.DataFrame] = {}
     for node_type, query in NODE_QUERIES.items():
-        cols = store.read_columns(query, feature_keys=feature_keys)
-        frame = _frame(cols) if cols else pd.DataFrame({"id": np.array([], dtype=object)})
+        ids = store.read_packed(NODE_IDS[node_type])["id"]
+        cols = _read_chunked(store, query, ids, chunk, feature_keys=feature_keys)
+        features = cols.pop("features", None)
+        frame = _frame(cols)
         if node_type == "user":
-            feats = np.array(
-                [
-                    [np.nan if v is None else float(v) for v in row]
-                    for row in cols.get("features", [])
-                ],
-                dtype=np.float32,
-            ).reshape(len(frame), len(feature_keys))
-            frame = frame.drop(columns=["features"], errors="ignore")
+            frame["country"] = frame["country"].replace({"": None})
+            matrix = np.array(features or [], dtype=np.float64).reshape(
+                len(frame), len(feature_keys)
+            )
             for j, key in enumerate(feature_keys):
-                frame[key] = feats[:, j]
+                frame[key] = matrix[:, j].astype(np.float32)
         nodes[node_type] = frame
     edges: dict[str, pd.DataFrame] = {}
     for relation in schema.RELATIONS:
-        cols = store.read_columns(EDGE_QUERIES[relation.rel])
-        edges[relation.rel] = _frame(cols) if cols else pd.DataFrame({"src": [], "dst": []})
-    label_cols = store.read_columns(LABELS)
-    labels = (
-        _frame(label_cols) if label_cols else pd.DataFrame({"id": [], "fraud": [], "default": []})
-    )
+        source_ids = nodes[EDGE_SOURCE[relation.rel]]["id"].tolist()
+        frame = _frame(_read_chunked(store, EDGE_QUERIES[relation.rel], source_ids, chunk))
+        if relation.rel == schema.ORDERED:
+            frame["device_id"] = frame["device_id"].replace({"": None})
+        edges[relation.rel] = frame
+    labels = _frame(store.read_packed(LABELS))
+    for key in ("fraud", "default"):
+        labels[key] = pd.to_numeric(labels[key]).where(lambda v: v >= 0)
     return assemble(nodes, edges, labels, feature_keys)
+
+
+def _read_chunked(
+    store: GraphStore, query: LiteralString, ids: list[Any], chunk: int, **params: Any
+) -> dict[str, list[Any]]:
+    """Run a packed ``UNWIND $ids`` query per chunk of ids and concatenate its columns."""
+    out: dict[str, list[Any]] = {}
+    for start in range(0, max(len(ids), 1), chunk):
+        part = store.read_packed(query, ids=ids[start : start + chunk], **params)
+        for key, values in part.items():
+            out.setdefault(key, []).extend(values)
+    return out
 
 
 def export_from_bundle(bundle: ValidatedBundle) -> GraphExport:
