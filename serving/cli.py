@@ -7,6 +7,7 @@ given here override them for one run.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +26,19 @@ neo4j_app = typer.Typer(help="Run the project's own local Neo4j server.", no_arg
 app.add_typer(neo4j_app, name="neo4j")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
+
+
+@app.callback()
+def _quiet_libraries() -> None:
+    """Keep library chatter (deprecation notices, weight-loading bars) out of command output."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 def _settings() -> Settings:
