@@ -21,11 +21,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from encoders.features import NodeFeatures, build_features
 from encoders.text import ReviewEncoder
+from graph.bulk import BulkImportError, BulkReport, bulk_import
 from graph.bundle import read_bundle
 from graph.export import GraphExport, export_graph
 from graph.load import ImportReport, existing_ids, import_bundle
 from graph.store import GraphStore
 from graph.writeback import replace_rings, write_merchant_scores, write_user_scores
+from serving.connect import local_server
 from serving.settings import Settings
 from training.artifact import ModelArtifact, load_artifact, save_artifact
 from training.baselines import compare
@@ -88,6 +90,34 @@ def run_import(
         report = import_bundle(store, bundle, settings.write_batch_size, make_tick)
     report.write(report_dir or default_report_dir(bundle_dir), bundle.rejects)
     return report
+
+
+def run_bulk_import(
+    settings: Settings, bundle_dir: Path, report_dir: Path | None, force: bool = False
+) -> tuple[ImportReport, BulkReport]:
+    """First load into an empty local database with ``neo4j-admin database import full``.
+
+    Runs the same validation as the transactional path and writes the same report and rejects.
+    """
+    if settings.neo4j_uri:
+        raise BulkImportError(
+            "--bulk needs the project's own local Neo4j (the offline importer writes its store "
+            "files); RISKGRAPH_NEO4J_URI points at another server: use the transactional import"
+        )
+    bundle = read_bundle(bundle_dir)
+    server = local_server(settings)
+    work_dir = settings.state_dir / "bulk-import"
+    started = time.perf_counter()
+    bulk = bulk_import(server, bundle, work_dir, force=force)
+    report = ImportReport(
+        bundle=str(bundle.source),
+        read=bundle.read_rows,
+        loaded={t: len(f) for t, f in bundle.tables.items()},
+        rejected=bundle.reject_counts(),
+        seconds={"bulk": round(time.perf_counter() - started, 3), **bulk.seconds},
+    )
+    report.write(report_dir or default_report_dir(bundle_dir), bundle.rejects)
+    return report, bulk
 
 
 def run_train(
