@@ -31,7 +31,7 @@ from serving.connect import local_server
 from serving.settings import Settings
 from training.artifact import ModelArtifact, load_artifact, save_artifact
 from training.baselines import compare
-from training.fit import TrainConfig, TrainResult, fit, graph_tensors, pick_device, predict_logits
+from training.fit import TrainConfig, TrainResult, fit
 from training.predict import Scores, score_users
 from training.rings import RingConfig, Rings, detect_rings, match_planted
 from training.scorecard import ScoreScale
@@ -142,13 +142,9 @@ def run_train(
                        description=f"train loss {row['loss']:.3f} val AUPRC {row['val_auprc']:.3f}")  # fmt: skip
 
         result = fit(ctx.graph, ctx.features, config, on_epoch)
-    result.comparison = None
     if compare_baselines:
-        x = result.normaliser.transform(ctx.features)
-        x_dict, edge_index_dict = graph_tensors(ctx.graph, x, pick_device(settings.device))
-        logits = predict_logits(result.model, x_dict, edge_index_dict)
         result.comparison = compare(
-            ctx.graph, ctx.features, result.normaliser, result.split, logits, settings.seed
+            ctx.graph, ctx.features, result.normaliser, result.split, result.logits, settings.seed
         )
     scale = ScoreScale(settings.base_score, settings.base_odds, settings.pdo)
     folder = save_artifact(

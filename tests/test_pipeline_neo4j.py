@@ -31,7 +31,7 @@ def scored(neo4j_settings: Settings, small_bundle: Path, tmp_path_factory: pytes
         store.delete_all()
         run_import(store, neo4j_settings, small_bundle, tmp_path_factory.mktemp("r"), QUIET)
         ctx = load_context(store, neo4j_settings, QUIET)
-        result, folder = run_train(store, neo4j_settings, QUIET, ctx)
+        result, folder = run_train(store, neo4j_settings, QUIET, ctx, compare_baselines=True)
         scores, path, version = run_score(store, neo4j_settings, QUIET, ctx)
         rings, quality = run_rings(store, neo4j_settings, QUIET, ctx)
         yield {"ctx": ctx, "result": result, "folder": folder, "scores": scores, "path": path,
@@ -63,6 +63,14 @@ def test_every_user_gets_a_credit_score(scored, store: GraphStore) -> None:  # t
 def test_held_out_metrics_beat_chance(scored) -> None:  # type: ignore[no-untyped-def]
     fraud = scored["result"].metrics["fraud"]
     assert fraud["n"] > 0 and fraud["auroc"] > 0.7
+
+
+def test_compare_table_scores_the_gnn_on_the_same_test_users(scored) -> None:  # type: ignore[no-untyped-def]
+    result = scored["result"]
+    table = result.comparison.set_index(["head", "model"])
+    assert len(table) == 8
+    gnn = table.loc[("fraud", "hetero GNN")]
+    assert gnn["auroc"] == pytest.approx(result.metrics["fraud"]["auroc"], abs=1e-9)
 
 
 def test_a_detected_ring_overlaps_a_planted_ring(scored, store: GraphStore) -> None:  # type: ignore[no-untyped-def]

@@ -52,6 +52,7 @@ class TrainResult:
     edge_types: list[EdgeType]
     feature_names: dict[str, list[str]]
     history: list[dict[str, float]] = field(default_factory=list)
+    logits: dict[str, np.ndarray] = field(default_factory=dict)  # best model, every user
     comparison: pd.DataFrame | None = None  # filled by ``train --compare``
 
 
@@ -183,6 +184,7 @@ def fit(
         edge_types=list(edge_index_dict),
         feature_names=features.feature_names(),
         history=history,
+        logits=logits,
     )
 
 
