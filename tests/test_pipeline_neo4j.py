@@ -112,6 +112,28 @@ def test_scoring_refuses_an_artifact_with_other_features(scored, neo4j_settings:
         score_users(ctx.graph, other, artifact)
 
 
+def test_moving_the_top_reason_feature_to_the_median_lowers_the_risk(
+    scored, neo4j_settings: Settings
+) -> None:  # type: ignore[no-untyped-def]
+    """Reasons say which feature pushes a user's risk up; undoing it must pull the risk down."""
+    ctx = scored["ctx"]
+    artifact = load_artifact(neo4j_settings.artifacts, scored["version"])
+    frame = scored["scores"].frame
+    first_code = frame["reason_codes"].map(lambda c: c[0] if c else "")
+    risky = frame[(frame["risk_score"] > 0.5) & ~first_code.isin(["", "shared_device"])]
+    assert len(risky) >= 5
+    user = ctx.features.scalars["user"]
+    lowered = []
+    for i, code in zip(risky.index, first_code[risky.index], strict=True):
+        edited = user.copy()
+        edited.loc[i, code] = user[code].median()
+        features = type(ctx.features)({**ctx.features.scalars, "user": edited},
+                                      ctx.features.embeddings, ctx.features.text)  # fmt: skip
+        again = score_users(ctx.graph, features, artifact).frame["risk_score"].to_numpy()
+        lowered.append(again[i] < frame["risk_score"].to_numpy()[i])
+    assert np.mean(lowered) >= 0.8, lowered
+
+
 def test_analyst_queries_are_read_only_and_parameterised(scored, store: GraphStore) -> None:  # type: ignore[no-untyped-def]
     rows = run_read_query(
         store, "MATCH (u:User) WHERE u.credit_score < $cut RETURN count(u) AS n", {"cut": 850}

@@ -115,16 +115,17 @@ def score_users(
     top = np.argsort(-attributions, axis=1)[:, : TOP_REASONS + len(DEVICE_FEATURES)]
     raw = features.scalars["user"][names].to_numpy(np.float64)
     graph_reason = shared_device_reasons(g)
-    reasons = []
+    reasons, codes = [], []
     for i in range(len(top)):  # phrasing is per user text, the ranking above is vectorised
         has_graph_reason = bool(graph_reason[i]) and p_fraud[i] >= 0.5
         items = [graph_reason[i]] if has_graph_reason else []
-        items += [
-            _phrase(names[j], raw[i, j])
-            for j in top[i]
-            if attributions[i, j] > 0 and not (has_graph_reason and names[j] in DEVICE_FEATURES)
-        ]
+        item_codes = ["shared_device"] if has_graph_reason else []
+        for j in top[i]:
+            if attributions[i, j] > 0 and not (has_graph_reason and names[j] in DEVICE_FEATURES):
+                items.append(_phrase(names[j], raw[i, j]))
+                item_codes.append(names[j])
         reasons.append(items[:TOP_REASONS])
+        codes.append(item_codes[:TOP_REASONS])
     frame = pd.DataFrame(
         {
             "user_id": g.ids["user"],
@@ -134,6 +135,7 @@ def score_users(
             "credit_score": credit,
             "risk_band": risk_band(credit),
             "reasons": reasons,
+            "reason_codes": codes,  # machine-readable: feature names, or "shared_device"
         }
     )
     merchant = logits.get("merchant", np.zeros(len(g.ids["merchant"])))
