@@ -113,8 +113,7 @@ def merchant_features(g: GraphExport) -> pd.DataFrame:
     n = len(g.ids["merchant"])
     now = reference_time(g)
     sold_by = g.edges[("product", "sold_by", "merchant")]
-    merchant_of = np.full(len(g.ids["product"]), -1, dtype=np.int64)
-    merchant_of[sold_by["src"].to_numpy(np.int64)] = sold_by["dst"].to_numpy(np.int64)
+    merchant_of = g.merchant_of_product()
     orders = g.edges[("user", "ordered", "product")]
     m = merchant_of[orders["dst"].to_numpy(np.int64)]
     ok = m >= 0

@@ -46,14 +46,6 @@ def _mean_by(index: np.ndarray, emb: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def merchant_of_product(g: GraphExport) -> np.ndarray:
-    """Merchant index of every product (-1 when it has none)."""
-    sold_by = g.edges[("product", "sold_by", "merchant")]
-    out = np.full(len(g.ids["product"]), -1, dtype=np.int64)
-    out[sold_by["src"].to_numpy(np.int64)] = sold_by["dst"].to_numpy(np.int64)
-    return out
-
-
 def near_duplicate_counts(
     emb: np.ndarray,
     group: np.ndarray,
@@ -106,7 +98,7 @@ def text_features(
     emb = emb.reshape(len(texts), encoder.dim)
     users = reviews["src"].to_numpy(np.int64) if len(texts) else np.zeros(0, np.int64)
     products = reviews["dst"].to_numpy(np.int64) if len(texts) else np.zeros(0, np.int64)
-    merchant_of = merchant_of_product(g)
+    merchant_of = g.merchant_of_product()
     merchants = merchant_of[products]
     n_u, n_p, n_m = (len(g.ids[t]) for t in ("user", "product", "merchant"))
     ts = (

@@ -97,6 +97,13 @@ class GraphExport:
     feature_keys: list[str]
     cutoff_ms: int | None = None
 
+    def merchant_of_product(self) -> np.ndarray:
+        """Merchant index of every product (-1 when it has none)."""
+        sold_by = self.edges[("product", "sold_by", "merchant")]
+        out = np.full(len(self.ids["product"]), -1, dtype=np.int64)
+        out[sold_by["src"].to_numpy(np.int64)] = sold_by["dst"].to_numpy(np.int64)
+        return out
+
     def index_of(self, node_type: str, ids: np.ndarray | list[str]) -> np.ndarray:
         """Node indices of bundle ids (-1 where unknown)."""
         return np.asarray(pd.Index(self.ids[node_type]).get_indexer(np.asarray(ids, dtype=object)))
@@ -142,6 +149,16 @@ def export_graph(store: GraphStore, chunk: int = SOURCE_CHUNK) -> GraphExport:
     for key in ("fraud", "default"):
         labels[key] = pd.to_numeric(labels[key]).where(lambda v: v >= 0)
     return assemble(nodes, edges, labels, feature_keys)
+
+
+def existing_ids(store: GraphStore) -> dict[str, pd.Index]:
+    """Bundle ids already in the store per bundle table, so an incremental bundle may reference
+    entities loaded by an earlier import."""
+    tables = {"user": "users", "merchant": "merchants", "product": "products", "device": "devices"}
+    return {
+        table: pd.Index(store.read_packed(NODE_IDS[node_type])["id"], dtype=object)
+        for node_type, table in tables.items()
+    }
 
 
 def _read_chunked(

@@ -14,12 +14,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, LiteralString
 
-import numpy as np
 import pandas as pd
 
 from graph import schema
 from graph.bundle import ValidatedBundle, aggregate_logins
-from graph.store import GraphStore
+from graph.store import GraphStore, records
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
@@ -114,6 +113,13 @@ class ImportReport:
     seconds: dict[str, float] = field(default_factory=dict)
     report_dir: str = ""
 
+    @classmethod
+    def of(
+        cls, bundle: ValidatedBundle, loaded: dict[str, int], seconds: dict[str, float]
+    ) -> ImportReport:
+        """The report of loading ``bundle``: its read and reject counts plus what was loaded."""
+        return cls(str(bundle.source), bundle.read_rows, loaded, bundle.reject_counts(), seconds)
+
     @property
     def total_rejected(self) -> int:
         return sum(sum(v.values()) for v in self.rejected.values())
@@ -126,55 +132,22 @@ class ImportReport:
         (report_dir / "report.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """DataFrame → list of plain-python dicts with NaN turned into None (Neo4j has no NaN)."""
-    clean = frame.astype(object).where(frame.notna(), None)
-    return clean.to_dict(orient="records")
-
-
 def rows_for(table: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Shape one clean table into the parameter rows its write query expects."""
     if table == "users":
         feats = [c for c in frame.columns if c.startswith(schema.FEATURE_PREFIX)]
-        base = _records(
-            frame[["user_id", "created_at", "country"]].replace({"country": {"": None}})
-        )
-        feat_rows = _records(frame[feats]) if feats else [{} for _ in base]
+        base = records(frame[["user_id", "created_at", "country"]].replace({"country": {"": None}}))
+        feat_rows = records(frame[feats]) if feats else [{} for _ in base]
         for row, f in zip(base, feat_rows, strict=True):
             row["features"] = f
         return base
     if table == "logins":
-        return _records(aggregate_logins(frame))
+        return records(aggregate_logins(frame))
     if table == "orders":
         out = frame.copy()
         out["device_id"] = out["device_id"].replace({"": None})
-        return _records(out)
-    return _records(frame)
-
-
-def existing_ids(store: GraphStore) -> dict[str, pd.Index]:
-    """Ids already in the store, so an incremental bundle may reference earlier imports."""
-    out: dict[str, pd.Index] = {}
-    for table, label in (
-        ("users", schema.USER),
-        ("merchants", schema.MERCHANT),
-        ("products", schema.PRODUCT),
-        ("devices", schema.DEVICE),
-    ):
-        key = schema.ID_KEY[label]
-        cols = store.read_columns(_id_query(label, key))
-        out[table] = pd.Index(np.asarray(cols.get("id", []), dtype=object))
-    return out
-
-
-def _id_query(label: str, key: str) -> LiteralString:
-    queries: dict[tuple[str, str], LiteralString] = {
-        (schema.USER, "user_id"): "MATCH (n:User) RETURN n.user_id AS id",
-        (schema.MERCHANT, "merchant_id"): "MATCH (n:Merchant) RETURN n.merchant_id AS id",
-        (schema.PRODUCT, "product_id"): "MATCH (n:Product) RETURN n.product_id AS id",
-        (schema.DEVICE, "device_id"): "MATCH (n:Device) RETURN n.device_id AS id",
-    }
-    return queries[(label, key)]
+        return records(out)
+    return records(frame)
 
 
 def import_bundle(
@@ -196,10 +169,4 @@ def import_bundle(
         store.write_batches(query, rows, batch_size=batch_size, progress=tick)
         loaded[table] = len(bundle.tables[table])
         seconds[table] = round(time.perf_counter() - started, 3)
-    return ImportReport(
-        bundle=str(bundle.source),
-        read=bundle.read_rows,
-        loaded=loaded,
-        rejected=bundle.reject_counts(),
-        seconds=seconds,
-    )
+    return ImportReport.of(bundle, loaded, seconds)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, LiteralString, cast
 
+import pandas as pd
 from neo4j import Driver, GraphDatabase, ManagedTransaction
 
 from graph import schema
@@ -84,15 +85,6 @@ class GraphStore:
             return session.execute_read(work)
 
     # -- writes ------------------------------------------------------------------------
-    def write(self, query: LiteralString, **params: Any) -> None:
-        """Run one write query in a managed write transaction."""
-
-        def work(tx: ManagedTransaction) -> None:
-            tx.run(query, params).consume()
-
-        with self.driver.session(database=self.database) as session:
-            session.execute_write(work)
-
     def write_batches(
         self,
         query: LiteralString,
@@ -161,6 +153,11 @@ class GraphStore:
             q = cast(LiteralString, f"MATCH ()-[r:{rel}]->() RETURN count(r) AS n")
             out[rel] = int(self.read(q)[0]["n"])
         return out
+
+
+def records(frame: pd.DataFrame) -> list[Row]:
+    """DataFrame → parameter rows: plain-python dicts with NaN turned into None (Neo4j has no NaN)."""
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
 
 
 def _chunks(rows: Sequence[Row], size: int) -> Iterator[Sequence[Row]]:

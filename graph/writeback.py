@@ -5,12 +5,12 @@ Rings of a previous run are deleted before the new ones are written, so a rerun 
 
 from __future__ import annotations
 
-from typing import Any, LiteralString
+from typing import LiteralString
 
 import pandas as pd
 
 from graph import schema
-from graph.store import GraphStore, ProgressFn
+from graph.store import GraphStore, ProgressFn, records
 
 USER_SCORES: LiteralString = """
 UNWIND $rows AS row
@@ -37,10 +37,6 @@ MERGE (u)-[:MEMBER_OF]->(r)
 """
 
 
-def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
-
-
 def write_user_scores(
     store: GraphStore,
     scores: pd.DataFrame,
@@ -54,7 +50,7 @@ def write_user_scores(
     frame = scores[cols].copy()
     frame["credit_score"] = frame["credit_score"].astype(int)
     return store.write_batches(
-        USER_SCORES, _rows(frame), batch_size, progress, version=version, scored_at=scored_at
+        USER_SCORES, records(frame), batch_size, progress, version=version, scored_at=scored_at
     )
 
 
@@ -62,7 +58,7 @@ def write_merchant_scores(
     store: GraphStore, scores: pd.DataFrame, version: str, scored_at: str, batch_size: int = 10_000
 ) -> int:
     return store.write_batches(
-        MERCHANT_SCORES, _rows(scores), batch_size, version=version, scored_at=scored_at
+        MERCHANT_SCORES, records(scores), batch_size, version=version, scored_at=scored_at
     )
 
 
@@ -72,5 +68,5 @@ def replace_rings(
 ) -> None:  # fmt: skip
     """Delete every Ring of earlier runs, then write ``rings`` and their MEMBER_OF edges."""
     store.delete_all(schema.RING, batch_size)
-    store.write_batches(RINGS, _rows(rings), batch_size, detected_at=detected_at)
-    store.write_batches(MEMBERS, _rows(members), batch_size)
+    store.write_batches(RINGS, records(rings), batch_size, detected_at=detected_at)
+    store.write_batches(MEMBERS, records(members), batch_size)

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import LiteralString
 
 import numpy as np
 import pandas as pd
@@ -23,8 +23,8 @@ from encoders.features import NodeFeatures, build_features
 from encoders.text import ReviewEncoder
 from graph.bulk import BulkImportError, BulkReport, bulk_import
 from graph.bundle import read_bundle
-from graph.export import GraphExport, export_graph
-from graph.load import ImportReport, existing_ids, import_bundle
+from graph.export import GraphExport, existing_ids, export_graph
+from graph.load import ImportReport, import_bundle
 from graph.store import GraphStore
 from graph.writeback import replace_rings, write_merchant_scores, write_user_scores
 from serving.connect import local_server
@@ -109,11 +109,9 @@ def run_bulk_import(
     work_dir = settings.state_dir / "bulk-import"
     started = time.perf_counter()
     bulk = bulk_import(server, bundle, work_dir, force=force)
-    report = ImportReport(
-        bundle=str(bundle.source),
-        read=bundle.read_rows,
+    report = ImportReport.of(
+        bundle,
         loaded={t: len(f) for t, f in bundle.tables.items()},
-        rejected=bundle.reject_counts(),
         seconds={"bulk": round(time.perf_counter() - started, 3), **bulk.seconds},
     )
     report.write(report_dir or default_report_dir(bundle_dir), bundle.rejects)
@@ -181,8 +179,10 @@ def run_score(
     return scores, path, artifact.version
 
 
-PLANTED: Any = "MATCH (t:TruthRingMember) RETURN t.ring_id AS ring_id, t.user_id AS user_id"
-RISK: Any = "MATCH (u:User) RETURN u.user_id AS id, coalesce(u.risk_score, 0.0) AS risk"
+PLANTED: LiteralString = (
+    "MATCH (t:TruthRingMember) RETURN t.ring_id AS ring_id, t.user_id AS user_id"
+)
+RISK: LiteralString = "MATCH (u:User) RETURN u.user_id AS id, coalesce(u.risk_score, 0.0) AS risk"
 
 
 def run_rings(

@@ -53,9 +53,7 @@ def _link_edges(
     users, hubs, kinds = [u[keep]], [d[keep]], [np.zeros(int(keep.sum()), dtype=np.int8)]
     if near_dups is not None and len(near_dups):
         reviews = g.edges[("user", "reviewed", "product")]
-        sold_by = g.edges[("product", "sold_by", "merchant")]
-        merchant_of = np.full(len(g.ids["product"]), -1, dtype=np.int64)
-        merchant_of[sold_by["src"].to_numpy(np.int64)] = sold_by["dst"].to_numpy(np.int64)
+        merchant_of = g.merchant_of_product()
         ru = reviews["src"].to_numpy(np.int64)
         rm = merchant_of[reviews["dst"].to_numpy(np.int64)]
         rating = pd.to_numeric(reviews["rating"], errors="coerce").fillna(0).to_numpy()
