@@ -202,7 +202,8 @@ class LocalNeo4j:
         env = self._java_env(conf_dir)
         first_start = not (self.home / "data" / "dbms").exists()
         if first_start:
-            proc = self.admin("dbms", "set-initial-password", self.password())
+            # "--" ends option parsing: a generated password may start with "-".
+            proc = self.admin("dbms", "set-initial-password", "--", self.password())
             if proc.returncode != 0:
                 raise Neo4jProvisionError(f"setting the initial password failed: {proc.stderr}")
         cmd = [
