@@ -4,21 +4,42 @@ The output follows /work/shared/bundle-format.md so generated data goes through 
 import path as a customer's export. Everything is vectorised with numpy and driven by one
 ``numpy.random.default_rng(seed)``, so the same config gives byte-identical files.
 Fraud typologies live in ``graph.generator_fraud``, review text in ``graph.generator_text``,
-labels in ``graph.generator_labels``.
+labels in ``graph.generator_labels``, CSV formatting in ``graph.generator_csv``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from graph import generator_csv as csv
 from graph import generator_fraud as fraud
 from graph import generator_labels as labels
-from graph.generator_fraud import CANCELLED, CHARGEBACK, DAY, FARM, LEGIT, LONE, PAID, REFUNDED
+from graph.generator_csv import Column
+from graph.generator_fraud import (
+    BUST_OUT,
+    CANCELLED,
+    CHARGEBACK,
+    DAY,
+    FARM,
+    FARM_BURST,
+    LEGIT,
+    LONE,
+    ORDINARY,
+    PAID,
+    REFUNDED,
+    REVIEW_RING,
+    REVIEW_SEED,
+    ROLE_NAMES,
+    TAKEOVER_SPREE,
+)
 from graph.generator_text import CATEGORIES, compose_reviews, ring_reviews
 
 COUNTRIES = np.array(["US", "GB", "DE", "FR", "PL", "ES", "BR", "IN"])
@@ -27,7 +48,7 @@ CATEGORY_WEIGHTS = np.array([0.16, 0.2, 0.15, 0.1, 0.1, 0.09, 0.1, 0.1])
 CATEGORY_MEDIAN_PRICE = np.array([120.0, 40.0, 50.0, 25.0, 12.0, 30.0, 45.0, 15.0])
 DEVICE_KINDS = np.array(["ios", "android", "web", "other"])
 STATUS_NAMES = np.array(["paid", "refunded", "chargeback", "cancelled"])
-OWN, HOUSEHOLD, PUBLIC, FARM_DEVICE = 0, 1, 2, 3
+OWN, HOUSEHOLD, PUBLIC, FARM_DEVICE, TAKEOVER_DEVICE = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -41,6 +62,20 @@ class GeneratorConfig:
             products, then post near-duplicate five-star reviews (copies and paraphrases).
         lone_fraud_share: fraudsters outside rings, with 15-35% chargebacks, so that fraud
             is not only rings. All fraud accounts also place ordinary camouflage orders.
+        bust_out_share: accounts that look good (legit-like KYC and email age, created 3-16
+            months before the spike) and pay for ordinary orders with few refunds, then place
+            6-15 high-value orders in a 2-7 day window ending 0-7 days before the span's end
+            and never pay: 75-95% of the spike is `cancelled` (the bundle's status for an order
+            never paid for), no chargebacks. Truth: fraud=1, default=1. 0 switches it off.
+        account_takeover_share: legit accounts (at least a month old, ordinary history) taken
+            over after the first quarter of the span: a login from a NEW device (first_seen is
+            the takeover), then 2-8 high-value orders on that device within 2-48 hours, 50-90%
+            charged back by the real card holder. The owner's own orders and logins stop at
+            the takeover. Truth: fraud=1; default follows the owner's own credit behaviour,
+            scored like a legit user on the pre-takeover orders (the victim owes nothing for
+            the attacker's orders; that loss is fraud, not credit). 0 switches it off.
+    truth.csv names each user's planted typology in `typology`: legit, device_farm,
+    review_ring, lone, bust_out or account_takeover.
     Hard negatives (legit users): households sharing a family device, and public devices
     (cafe, library) used by 20-100 users each, so that device sharing alone is not fraud.
     """
@@ -54,6 +89,8 @@ class GeneratorConfig:
     review_rings: bool = True
     review_ring_count: int | None = None  # None: one per 5,000 users, at least one
     lone_fraud_share: float = 0.01
+    bust_out_share: float = 0.005
+    account_takeover_share: float = 0.005
     household_share: float = 0.15
     public_devices: bool = True
     label_observed: float = 0.6
@@ -104,6 +141,8 @@ def _check(config: GeneratorConfig) -> None:
         config.label_observed,
         config.label_noise,
         config.lone_fraud_share,
+        config.bust_out_share,
+        config.account_takeover_share,
         config.default_rate,
     )
     if not all(0.0 <= share <= 1.0 for share in shares):
@@ -114,20 +153,9 @@ def _epoch_seconds(iso: str) -> int:
     return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
 
 
-def _iso(seconds: np.ndarray) -> np.ndarray:
-    """Seconds since epoch to ISO 8601 UTC strings with a `Z` suffix."""
-    text = np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s")
-    return np.char.add(text, "Z")
-
-
-def _ids(prefix: str, index: np.ndarray, width: int) -> np.ndarray:
-    """Zero-padded string ids such as U000001 for 0-based ``index``."""
-    if len(index) == 0:  # np.char.zfill cannot size an empty array
-        return np.array([], dtype=str)
-    return np.char.add(prefix, np.char.zfill((index + 1).astype(str), width))
-
-
-def _uniform_between(rng: np.random.Generator, low: np.ndarray, high: int) -> np.ndarray:
+def _uniform_between(
+    rng: np.random.Generator, low: np.ndarray, high: int | np.ndarray
+) -> np.ndarray:
     return low + (rng.random(len(low)) * (high - low)).astype(np.int64)
 
 
@@ -136,10 +164,14 @@ def _make_users(
     config: GeneratorConfig,
     plan: fraud.RolePlan,
     ring_t0: np.ndarray,
+    episodes: fraud.Episodes,
     start: int,
     end: int,
 ) -> pd.DataFrame:
-    """Users with creation times, country and two weakly informative features."""
+    """Users with creation times, country and two weakly informative features.
+
+    Bust-out and taken-over accounts get legit-looking features: that is what makes them work.
+    """
     n = config.n_users
     old = rng.random(n) < config.old_account_share
     created = np.where(
@@ -148,11 +180,12 @@ def _make_users(
         _uniform_between(rng, np.full(n, start), end - DAY),
     )
     created = fraud.ring_created_at(rng, plan, ring_t0, created)
+    created = fraud.established_created_at(rng, plan, episodes, created)
     country = rng.choice(len(COUNTRIES), n, p=COUNTRY_WEIGHTS)
     farm = plan.role == FARM
     ring_country = rng.choice(len(COUNTRIES), len(ring_t0), p=COUNTRY_WEIGHTS)
     country[farm] = ring_country[plan.ring[farm]]
-    is_fraud = plan.role != LEGIT
+    is_fraud = np.isin(plan.role, (FARM, REVIEW_RING, LONE))
     kyc = np.where(
         is_fraud,
         rng.choice(4, n, p=[0.25, 0.4, 0.25, 0.1]),
@@ -216,6 +249,7 @@ def _make_edges(rng: np.random.Generator, config: GeneratorConfig, plan: fraud.R
         groups.append((PUBLIC, _public_edges(rng, legit, config.n_users)))
     if plan.n_farm_rings > 0:
         groups.append((FARM_DEVICE, fraud.farm_device_edges(rng, plan)))
+    groups.append((TAKEOVER_DEVICE, fraud.takeover_device_edges(plan)))  # last per user
     first_device = np.cumsum([0] + [n_new for _, (_, _, n_new) in groups])
     user = np.concatenate([users for _, (users, _, _) in groups])
     device = np.concatenate(
@@ -227,7 +261,13 @@ def _make_edges(rng: np.random.Generator, config: GeneratorConfig, plan: fraud.R
     edge_kind = np.concatenate([np.full(len(users), kind) for kind, (users, _, _) in groups])
     device_type = np.concatenate([np.full(n_new, kind) for kind, (_, _, n_new) in groups])
     kind_probs = np.array(
-        [[0.35, 0.4, 0.2, 0.05], [0.4, 0.3, 0.3, 0.0], [0.0, 0.0, 0.7, 0.3], [0.0, 0.8, 0.0, 0.2]]
+        [
+            [0.35, 0.4, 0.2, 0.05],
+            [0.4, 0.3, 0.3, 0.0],
+            [0.0, 0.0, 0.7, 0.3],
+            [0.0, 0.8, 0.0, 0.2],
+            [0.1, 0.3, 0.5, 0.1],  # an attacker's device: often a browser or an emulator
+        ]
     )
     cumulative = kind_probs.cumsum(axis=1)[device_type]
     device_kind = (rng.random((len(device_type), 1)) > cumulative[:, :3]).sum(axis=1)
@@ -236,17 +276,31 @@ def _make_edges(rng: np.random.Generator, config: GeneratorConfig, plan: fraud.R
 
 
 def _make_logins(
-    rng: np.random.Generator, edges: _Edges, created: np.ndarray, start: int, end: int
+    rng: np.random.Generator,
+    edges: _Edges,
+    created: np.ndarray,
+    episodes: fraud.Episodes,
+    start: int,
+    end: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Several sessions per user-device pair; farm sessions cluster right after sign-up."""
-    rate = np.array([1.0, 1.0, 0.3, 2.0])[edges.kind]
+    """Several sessions per user-device pair; farm sessions cluster right after sign-up.
+
+    A holder's own sessions stop at the takeover or at the end of a bust-out spike; the
+    takeover device's first session is the takeover itself, the rest fall in the spree.
+    """
+    rate = np.array([1.0, 1.0, 0.3, 2.0, 1.0])[edges.kind]
     per_edge = 1 + rng.poisson(rate)
     user = np.repeat(edges.user, per_edge)
     device = np.repeat(edges.device, per_edge)
-    farm = np.repeat(edges.kind == FARM_DEVICE, per_edge)
+    edge_kind = np.repeat(edges.kind, per_edge)
     base = created[user]
     burst = np.minimum(base + (rng.random(len(user)) * 8 * DAY).astype(np.int64), end - 1)
-    ts = np.where(farm, burst, _uniform_between(rng, np.maximum(base, start), end))
+    own = _uniform_between(rng, np.maximum(base, start), episodes.logins_end[user])
+    ts = np.where(edge_kind == FARM_DEVICE, burst, own)
+    takeover = np.flatnonzero(edge_kind == TAKEOVER_DEVICE)
+    first = np.diff(device[takeover], prepend=-1) != 0  # rows of one edge are adjacent
+    offset = (rng.random(len(takeover)) * episodes.burst_len[user[takeover]]).astype(np.int64)
+    ts[takeover] = episodes.burst_start[user[takeover]] + np.where(first, 0, offset)
     return user, device, ts
 
 
@@ -256,16 +310,26 @@ def _ordinary_orders(
     created: np.ndarray,
     risk: np.ndarray,
     market: _Market,
+    orders_end: np.ndarray,
     start: int,
     end: int,
 ) -> fraud.OrderBatch:
-    """Heavy-tailed order counts; status rates follow each user's latent credit risk."""
+    """Heavy-tailed order counts; status rates follow each user's latent credit risk.
+
+    Orders stop at ``orders_end`` per user; bust-out accounts build a short, clean history
+    (4-15 orders, a third of the usual refunds and cancellations) for their spike to follow.
+    """
     n = len(created)
-    active = (end - np.maximum(created, start)) / (end - start)
+    first = np.maximum(created, start)
+    active = (orders_end - first) / (end - start)
     count = 1 + (rng.lognormal(2.1, 1.0, n) * (0.3 + 0.7 * active)).astype(np.int64)
-    count = np.where(plan.role == FARM, rng.integers(1, 5, n), np.minimum(count, 400))
+    count = np.select(
+        [plan.role == FARM, plan.role == BUST_OUT],
+        [rng.integers(1, 5, n), rng.integers(4, 16, n)],
+        np.minimum(count, 400),
+    )
     user = np.repeat(np.arange(n), count)
-    scale = np.exp(0.5 * risk - 0.125)
+    scale = np.exp(0.5 * risk - 0.125) * np.where(plan.role == BUST_OUT, 0.3, 1.0)
     p_refund, p_cancel = 0.05 * scale, 0.04 * scale
     p_chargeback = np.where(plan.role == LONE, 0.15 + 0.2 * rng.random(n), 0.004 * scale)
     thresholds = np.cumsum(np.stack([p_refund, p_chargeback, p_cancel], axis=1), axis=1)
@@ -273,8 +337,8 @@ def _ordinary_orders(
     code = (draws[:, None] >= thresholds[user]).sum(axis=1)
     status = np.array([REFUNDED, CHARGEBACK, CANCELLED, PAID])[code]
     product = rng.choice(len(market.price), len(user), p=market.popularity)
-    ts = _uniform_between(rng, np.maximum(created, start)[user], end)
-    return fraud.OrderBatch(user, product, ts, status, np.zeros(len(user), dtype=np.int8))
+    ts = _uniform_between(rng, first[user], orders_end[user])
+    return fraud.OrderBatch(user, product, ts, status, np.full(len(user), ORDINARY, dtype=np.int8))
 
 
 def _concat(batches: list[fraud.OrderBatch]) -> fraud.OrderBatch:
@@ -289,12 +353,20 @@ def _concat(batches: list[fraud.OrderBatch]) -> fraud.OrderBatch:
 def _order_devices(
     rng: np.random.Generator, edges: _Edges, orders: fraud.OrderBatch, n_users: int
 ) -> np.ndarray:
-    """A random device of the ordering user for most orders; -1 where the export has none."""
+    """A random device of the ordering user for most orders; -1 where the export has none.
+
+    A takeover device is the last of its user's edges: the owner's orders pick among the
+    others, every order of the takeover spree carries the takeover device.
+    """
     first_edge = np.searchsorted(edges.user, np.arange(n_users))
-    n_edges = np.bincount(edges.user, minlength=n_users)
-    pick = first_edge[orders.user] + (rng.random(len(orders.user)) * n_edges[orders.user])
-    has_device = rng.random(len(orders.user)) < np.where(orders.kind == 1, 0.95, 0.8)
-    return np.where(has_device, edges.device[pick.astype(np.int64)], -1)
+    own = edges.kind != TAKEOVER_DEVICE
+    n_own = np.bincount(edges.user, own, minlength=n_users).astype(np.int64)
+    spree = orders.kind == TAKEOVER_SPREE
+    offset = (rng.random(len(orders.user)) * n_own[orders.user]).astype(np.int64)
+    pick = first_edge[orders.user] + np.where(spree, n_own[orders.user], offset)
+    chance = np.select([orders.kind == FARM_BURST, spree], [0.95, 1.0], 0.8)
+    has_device = rng.random(len(orders.user)) < chance
+    return np.where(has_device, edges.device[pick], -1)
 
 
 def _ordinary_reviews(
@@ -305,7 +377,9 @@ def _ordinary_reviews(
     end: int,
 ) -> pd.DataFrame:
     """Reviews on a subset of paid/refunded orders, ratings skewed high unless refunded."""
-    chance = np.where(orders.kind == 0, config.review_rate, np.where(orders.kind == 1, 0.02, 0))
+    chance = np.select(
+        [orders.kind == ORDINARY, orders.kind == FARM_BURST], [config.review_rate, 0.02], 0.0
+    )
     reviewed = np.flatnonzero((orders.status <= REFUNDED) & (rng.random(len(chance)) < chance))
     happy = orders.status[reviewed] == PAID
     rating = (
@@ -329,17 +403,14 @@ def _ordinary_reviews(
     )
 
 
-def _write(tables: dict[str, pd.DataFrame], out_dir: Path) -> dict[str, int]:
+def _write(tables: Iterable[tuple[str, dict[str, Column]]], out_dir: Path) -> dict[str, int]:
+    """Write each table as NAME.csv as soon as it is built; returns rows per bundle table."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, table in tables.items():
-        table.to_csv(
-            out_dir / f"{name}.csv",
-            index=False,
-            encoding="utf-8",
-            lineterminator="\n",
-            float_format="%.2f",
-        )
-    return {name: len(table) for name, table in tables.items() if name != "truth"}
+    counts = {}
+    for name, table in tables:
+        counts[name] = csv.write_csv(out_dir / f"{name}.csv", table)
+        del table  # free it before the next table is built
+    return {name: count for name, count in counts.items() if name != "truth"}
 
 
 @dataclass(frozen=True)
@@ -371,26 +442,37 @@ def _simulate(config: GeneratorConfig) -> _Simulation:
         else 0
     )
     farm_share = config.ring_share if config.device_farm_rings else 0.0
-    plan = fraud.plan_roles(rng, n, farm_share, n_review_rings, config.lone_fraud_share)
+    plan = fraud.plan_roles(
+        rng,
+        n,
+        farm_share,
+        n_review_rings,
+        config.lone_fraud_share,
+        config.bust_out_share,
+        config.account_takeover_share,
+    )
     ring_t0 = fraud.ring_start_times(rng, plan, start, end)
-    users = _make_users(rng, config, plan, ring_t0, start, end)
+    episodes = fraud.plan_episodes(rng, plan, start, end)
+    users = _make_users(rng, config, plan, ring_t0, episodes, start, end)
     created = users["created"].to_numpy()
     market = _make_market(rng, n, start)
     category = market.merchant_category[market.product_merchant]
     edges = _make_edges(rng, config, plan)
-    logins = _make_logins(rng, edges, created, start, end)
+    logins = _make_logins(rng, edges, created, episodes, start, end)
     risk = rng.normal(0.0, 1.0, n)
     seeds, seed_review_ts, boosted = fraud.review_ring_activity(
         rng, plan, ring_t0, market.product_merchant, market.price, len(market.merchant_category)
     )
     orders = _concat(
         [
-            _ordinary_orders(rng, plan, created, risk, market, start, end),
+            _ordinary_orders(rng, plan, created, risk, market, episodes.orders_end, start, end),
             fraud.farm_burst_orders(rng, plan, ring_t0, market.price),
             seeds,
+            fraud.bust_out_orders(rng, plan, episodes, market.price),
+            fraud.takeover_orders(rng, plan, episodes, market.price),
         ]
     )
-    quantity = np.where(orders.kind == 2, 1, 1 + rng.poisson(0.25, len(orders.user)))
+    quantity = np.where(orders.kind == REVIEW_SEED, 1, 1 + rng.poisson(0.25, len(orders.user)))
     amount = np.round(
         market.price[orders.product] * quantity * rng.uniform(0.97, 1.03, len(orders.user)), 2
     )
@@ -410,128 +492,152 @@ def _simulate(config: GeneratorConfig) -> _Simulation:
     reviews = pd.concat(
         [_ordinary_reviews(rng, orders, category, config, end), ring_review_rows], ignore_index=True
     )
-    default = labels.default_truth(
-        rng, orders, users, amount, risk, plan.role != LEGIT, config.default_rate
-    )
+    default = labels.default_truth(rng, orders, users, amount, risk, plan.role, config.default_rate)
     return _Simulation(
         users, plan, market, edges, logins, orders, amount, order_device, reviews, default
     )
 
 
-def _device_table(sim: _Simulation, device_ids: np.ndarray) -> pd.DataFrame:
-    """Devices with first_seen = earliest login or order, so no use predates the device."""
+def _device_table(sim: _Simulation, perm: np.ndarray, width: int) -> dict[str, Column]:
+    """Devices with first_seen = earliest login or order, so no use predates the device.
+
+    Device ``d`` is named by ``perm[d]``; ids are zero-padded, so sorting by ``perm`` sorts by id.
+    """
     _, login_device, login_ts = sim.logins
-    first_seen = np.full(len(device_ids), np.iinfo(np.int64).max)
+    first_seen = np.full(len(perm), np.iinfo(np.int64).max)
     np.minimum.at(first_seen, login_device, login_ts)
     used = sim.order_device >= 0
     np.minimum.at(first_seen, sim.order_device[used], sim.orders.ts[used])
-    by_id = np.argsort(device_ids, kind="stable")
-    return pd.DataFrame(
-        {
-            "device_id": device_ids[by_id],
-            "kind": DEVICE_KINDS[sim.edges.device_kind][by_id],
-            "first_seen": _iso(first_seen)[by_id],
-        }
-    )
+    by_id = np.argsort(perm, kind="stable")
+    return {
+        "device_id": csv.ids("D", perm[by_id], width),
+        "kind": DEVICE_KINDS[sim.edges.device_kind][by_id],
+        "first_seen": csv.iso(first_seen[by_id]),
+    }
 
 
-def _tables(sim: _Simulation, config: GeneratorConfig) -> dict[str, pd.DataFrame]:
-    """Turn index arrays into bundle tables with string ids, rows sorted by time."""
+def _tables(sim: _Simulation, config: GeneratorConfig) -> Iterator[tuple[str, dict[str, Column]]]:
+    """Bundle tables with string ids, rows sorted by time, built one at a time as written."""
     rng = np.random.default_rng([config.seed, 1])  # own stream: table layout never shifts data
     users, orders, market, plan = sim.users, sim.orders, sim.market, sim.plan
     n, n_devices = len(users), len(sim.edges.device_kind)
     width = max(6, len(str(max(n, len(orders.user), n_devices, len(sim.reviews)))))
-    user_ids = _ids("U", np.arange(n), width)
-    device_ids = _ids("D", rng.permutation(n_devices), width)  # farm devices not the last ids
-    product_ids = _ids("P", np.arange(len(market.price)), width)
+    perm = rng.permutation(n_devices)  # device ids shuffled: farm devices are not the last ids
+    categories = np.array(CATEGORIES)
+    yield (
+        "users",
+        {
+            "user_id": csv.ids("U", np.arange(n), width),
+            "created_at": csv.iso(users["created"].to_numpy()),
+            "country": users["country"],
+            "feat_kyc_level": users["feat_kyc_level"],
+            "feat_email_age_days": users["feat_email_age_days"],
+        },
+    )
+    yield (
+        "merchants",
+        {
+            "merchant_id": csv.ids("M", np.arange(len(market.merchant_category)), width),
+            "created_at": csv.iso(market.merchant_created),
+            "category": categories[market.merchant_category],
+        },
+    )
+    yield (
+        "products",
+        {
+            "product_id": csv.ids("P", np.arange(len(market.price)), width),
+            "merchant_id": csv.ids("M", market.product_merchant, width),
+            "category": categories[market.merchant_category[market.product_merchant]],
+            "price": market.price,
+        },
+    )
+    yield "devices", _device_table(sim, perm, width)
     login_user, login_device, login_ts = sim.logins
     login_sort = np.lexsort((login_device, login_user, login_ts))
-    order_sort = np.lexsort((orders.product, orders.user, orders.ts))
-    device_of_order = np.where(
-        sim.order_device >= 0, device_ids[np.maximum(sim.order_device, 0)], ""
+    yield (
+        "logins",
+        {
+            "user_id": csv.ids("U", login_user[login_sort], width),
+            "device_id": csv.ids("D", perm[login_device[login_sort]], width),
+            "ts": csv.iso(login_ts[login_sort]),
+        },
     )
+    del login_sort
+    order_sort = np.lexsort((orders.product, orders.user, orders.ts))
+    order_device = sim.order_device[order_sort]
+    device_ids = csv.ids("D", perm[np.maximum(order_device, 0)], width)
+    yield (
+        "orders",
+        {
+            "order_id": csv.ids("O", np.arange(len(order_sort)), width),
+            "user_id": csv.ids("U", orders.user[order_sort], width),
+            "product_id": csv.ids("P", orders.product[order_sort], width),
+            "amount": sim.amount[order_sort],
+            "ts": csv.iso(orders.ts[order_sort]),
+            "status": STATUS_NAMES[orders.status[order_sort]],
+            "device_id": pc.if_else(
+                pa.array(order_device >= 0), device_ids, pa.scalar(None, device_ids.type)
+            ),
+        },
+    )
+    del order_sort, order_device, device_ids
     rv = sim.reviews.iloc[
         np.lexsort((sim.reviews["product"], sim.reviews["user"], sim.reviews["ts"]))
     ]
+    yield (
+        "reviews",
+        {
+            "review_id": csv.ids("R", np.arange(len(rv)), width),
+            "user_id": csv.ids("U", rv["user"].to_numpy(), width),
+            "product_id": csv.ids("P", rv["product"].to_numpy(), width),
+            "rating": rv["rating"].to_numpy(),
+            "text": rv["text"].to_numpy(),
+            "ts": csv.iso(rv["ts"].to_numpy()),
+        },
+    )
+    del rv
+    observed, fraud_label, default_label = labels.observed_labels(
+        rng,
+        config.label_observed,
+        config.label_noise,
+        config.unknown_default_share,
+        (plan.role != LEGIT).astype(np.int64),
+        sim.default,
+    )
+    yield (
+        "labels",
+        {
+            "user_id": csv.ids("U", observed, width),
+            "fraud": fraud_label,
+            "default": default_label,
+        },
+    )
     ring_members = np.flatnonzero(plan.ring >= 0)
     ring_members = ring_members[np.lexsort((ring_members, plan.ring[ring_members]))]
-    is_fraud = (plan.role != LEGIT).astype(np.int64)
-    categories = np.array(CATEGORIES)
-    return {
-        "users": pd.DataFrame(
-            {
-                "user_id": user_ids,
-                "created_at": _iso(users["created"]),
-                "country": users["country"],
-                "feat_kyc_level": users["feat_kyc_level"],
-                "feat_email_age_days": users["feat_email_age_days"],
-            }
-        ),
-        "merchants": pd.DataFrame(
-            {
-                "merchant_id": _ids("M", np.arange(len(market.merchant_category)), width),
-                "created_at": _iso(market.merchant_created),
-                "category": categories[market.merchant_category],
-            }
-        ),
-        "products": pd.DataFrame(
-            {
-                "product_id": product_ids,
-                "merchant_id": _ids("M", market.product_merchant, width),
-                "category": categories[market.merchant_category[market.product_merchant]],
-                "price": market.price,
-            }
-        ),
-        "devices": _device_table(sim, device_ids),
-        "logins": pd.DataFrame(
-            {
-                "user_id": user_ids[login_user[login_sort]],
-                "device_id": device_ids[login_device[login_sort]],
-                "ts": _iso(login_ts[login_sort]),
-            }
-        ),
-        "orders": pd.DataFrame(
-            {
-                "order_id": _ids("O", np.arange(len(order_sort)), width),
-                "user_id": user_ids[orders.user[order_sort]],
-                "product_id": product_ids[orders.product[order_sort]],
-                "amount": sim.amount[order_sort],
-                "ts": _iso(orders.ts[order_sort]),
-                "status": STATUS_NAMES[orders.status[order_sort]],
-                "device_id": device_of_order[order_sort],
-            }
-        ),
-        "reviews": pd.DataFrame(
-            {
-                "review_id": _ids("R", np.arange(len(rv)), width),
-                "user_id": user_ids[rv["user"].to_numpy()],
-                "product_id": product_ids[rv["product"].to_numpy()],
-                "rating": rv["rating"].to_numpy(),
-                "text": rv["text"].to_numpy(),
-                "ts": _iso(rv["ts"].to_numpy()),
-            }
-        ),
-        "labels": labels.observed_labels(
-            rng,
-            config.label_observed,
-            config.label_noise,
-            config.unknown_default_share,
-            user_ids,
-            is_fraud,
-            sim.default,
-        ),
-        "rings": pd.DataFrame(
-            {"ring_id": _ids("RING", plan.ring[ring_members], 4), "user_id": user_ids[ring_members]}
-        ),
-        "truth": pd.DataFrame({"user_id": user_ids, "fraud": is_fraud, "default": sim.default}),
-    }
+    yield (
+        "rings",
+        {
+            "ring_id": csv.ids("RING", plan.ring[ring_members], 4),
+            "user_id": csv.ids("U", ring_members, width),
+        },
+    )
+    yield (
+        "truth",
+        {
+            "user_id": csv.ids("U", np.arange(n), width),
+            "fraud": (plan.role != LEGIT).astype(np.int64),
+            "default": sim.default,
+            "typology": np.array(ROLE_NAMES)[plan.role],
+        },
+    )
 
 
 def generate_marketplace(config: GeneratorConfig, out_dir: Path) -> GenerationSummary:
     """Generate a marketplace with planted fraud and write it as a bundle into ``out_dir``.
 
-    Besides the bundle tables, writes ``truth.csv`` (every user, unflipped fraud/default) for
-    evaluation; it is not part of the bundle contract and importers ignore it.
+    Besides the bundle tables, writes ``truth.csv`` (every user, unflipped fraud/default and
+    the planted ``typology``) for evaluation; it is not part of the bundle contract and
+    importers ignore it.
     """
     _check(config)
     sim = _simulate(config)

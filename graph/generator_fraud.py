@@ -11,16 +11,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-LEGIT, FARM, REVIEW_RING, LONE = 0, 1, 2, 3
+LEGIT, FARM, REVIEW_RING, LONE, BUST_OUT, TAKEOVER = 0, 1, 2, 3, 4, 5
+ROLE_NAMES = ("legit", "device_farm", "review_ring", "lone", "bust_out", "account_takeover")
 PAID, REFUNDED, CHARGEBACK, CANCELLED = 0, 1, 2, 3
+ORDINARY, FARM_BURST, REVIEW_SEED, BUST_OUT_SPIKE, TAKEOVER_SPREE = 0, 1, 2, 3, 4
 DAY = 86_400
+HOUR = 3_600
 
 
 @dataclass(frozen=True)
 class RolePlan:
     """Who is fraud and in which ring; rings are numbered farm rings first, then review rings."""
 
-    role: np.ndarray  # per user: LEGIT, FARM, REVIEW_RING or LONE
+    role: np.ndarray  # per user: LEGIT, FARM, REVIEW_RING, LONE, BUST_OUT or TAKEOVER
     ring: np.ndarray  # per user: ring index, -1 for users outside rings
     n_farm_rings: int
     n_review_rings: int
@@ -34,15 +37,31 @@ class OrderBatch:
     product: np.ndarray
     ts: np.ndarray
     status: np.ndarray
-    kind: np.ndarray  # 0 ordinary, 1 farm burst, 2 review-ring seed order
+    kind: np.ndarray  # ORDINARY, FARM_BURST, REVIEW_SEED, BUST_OUT_SPIKE or TAKEOVER_SPREE
+
+
+@dataclass(frozen=True)
+class Episodes:
+    """Per user: when the account holder's own activity stops and the late fraud burst runs.
+
+    For bust-out users the burst is the spike of high-value orders before they default; for
+    account-takeover users it starts with the first login from the attacker's new device.
+    Other users keep their own activity to the end of the span and have no burst.
+    """
+
+    orders_end: np.ndarray  # the holder's ordinary orders stay before this second
+    logins_end: np.ndarray  # and the holder's own sessions (not the attacker's) before this
+    burst_start: np.ndarray  # equals orders_end for bust-out and takeover users
+    burst_len: np.ndarray  # seconds; 0 for users without a burst
 
 
 def _ring_sizes(rng: np.random.Generator, target: int, low: int, high: int) -> np.ndarray:
     """Ring sizes in [low, high] whose sum stays within ``target`` members."""
     sizes = rng.integers(low, high + 1, target // low + 1)
     kept = sizes[np.cumsum(sizes) <= target]
-    if len(kept) == 0 and target >= low:
-        kept = np.array([min(target, high)])
+    rest = target - int(kept.sum())  # < high: the next drawn size did not fit
+    if rest >= low:  # one smaller ring takes the rest, so members stay within low-1 of target
+        kept = np.append(kept, rest)
     return kept.astype(np.int64)
 
 
@@ -52,14 +71,16 @@ def plan_roles(
     farm_share: float,
     n_review_rings: int,
     lone_share: float,
+    bust_out_share: float = 0.0,
+    takeover_share: float = 0.0,
 ) -> RolePlan:
     """Pick fraud users at random positions so ids do not reveal ring membership."""
     farm_sizes = _ring_sizes(rng, round(farm_share * n_users), 5, 30)
     review_sizes = rng.integers(8, 26, n_review_rings)
     sizes = np.concatenate([farm_sizes, review_sizes]).astype(np.int64)
     n_in_rings = int(sizes.sum())
-    n_lone = round(lone_share * n_users)
-    if n_in_rings + n_lone > n_users // 2:
+    n_alone = [round(share * n_users) for share in (lone_share, bust_out_share, takeover_share)]
+    if n_in_rings + sum(n_alone) > n_users // 2:
         raise ValueError("too many fraud users for n_users; lower the fraud shares")
     shuffled = rng.permutation(n_users)
     role = np.full(n_users, LEGIT, dtype=np.int8)
@@ -67,7 +88,8 @@ def plan_roles(
     ring_members = shuffled[:n_in_rings]
     ring[ring_members] = np.repeat(np.arange(len(sizes)), sizes)
     role[ring_members] = np.where(ring[ring_members] < len(farm_sizes), FARM, REVIEW_RING)
-    role[shuffled[n_in_rings : n_in_rings + n_lone]] = LONE
+    alone = shuffled[n_in_rings : n_in_rings + sum(n_alone)]
+    role[alone] = np.repeat(np.array([LONE, BUST_OUT, TAKEOVER], dtype=np.int8), n_alone)
     return RolePlan(role, ring, len(farm_sizes), n_review_rings)
 
 
@@ -96,16 +118,19 @@ def farm_device_edges(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Each farm ring gets 1-3 devices; every member uses the first and maybe the others.
 
+    The ring's first member uses all of them, so no device is left without a user.
     Returns (edge_user, edge_device, n_devices) with devices numbered from 0.
     """
     devices_per_ring = rng.integers(1, 4, plan.n_farm_rings)
     ring_first = np.concatenate([[0], np.cumsum(devices_per_ring)[:-1]]).astype(np.int64)
     members = np.flatnonzero(plan.role == FARM)
     member_ring = plan.ring[members]
+    leader = np.zeros(len(members), dtype=bool)
+    leader[np.unique(member_ring, return_index=True)[1]] = True
     users: list[np.ndarray] = []
     devices: list[np.ndarray] = []
     for slot in range(3):
-        wanted = (slot == 0) | (rng.random(len(members)) < 0.6)
+        wanted = (slot == 0) | leader | (rng.random(len(members)) < 0.6)
         used = (slot < devices_per_ring[member_ring]) & wanted
         users.append(members[used])
         devices.append(ring_first[member_ring[used]] + slot)
@@ -173,3 +198,96 @@ def review_ring_activity(
     status = np.full(len(user), PAID, dtype=np.int64)
     batch = OrderBatch(user, product, ts, status, np.full(len(user), 2, dtype=np.int8))
     return batch, review_ts, merchants
+
+
+def plan_episodes(rng: np.random.Generator, plan: RolePlan, start: int, end: int) -> Episodes:
+    """Late burst windows: a bust-out spike of 2-7 days ending 0-7 days before ``end``; a
+    takeover some time after the first quarter of the span, its spree lasting 2-48 hours.
+    """
+    n = len(plan.role)
+    bust_len = ((2 + 5 * rng.random(n)) * DAY).astype(np.int64)
+    bust_start = end - bust_len - (rng.random(n) * 7 * DAY).astype(np.int64)
+    spree_len = ((2 + 46 * rng.random(n)) * HOUR).astype(np.int64)
+    earliest = start + (end - start) // 4
+    takeover_at = earliest + (rng.random(n) * (end - 3 * DAY - earliest)).astype(np.int64)
+    bust, takeover = plan.role == BUST_OUT, plan.role == TAKEOVER
+    burst_start = np.select([bust, takeover], [bust_start, takeover_at], end)
+    burst_len = np.select([bust, takeover], [bust_len, spree_len], 0)
+    logins_end = np.where(takeover, burst_start, burst_start + burst_len)  # owner locked out
+    return Episodes(burst_start, logins_end, burst_start, burst_len)
+
+
+def established_created_at(
+    rng: np.random.Generator, plan: RolePlan, episodes: Episodes, created: np.ndarray
+) -> np.ndarray:
+    """Bust-out accounts are built up for 3-16 months before the spike; taken-over accounts
+    are at least a month old at the takeover. Both keep an earlier creation time if drawn.
+    """
+    n = len(created)
+    history = np.where(
+        plan.role == BUST_OUT, (90 + 400 * rng.random(n)) * DAY, (30 + 400 * rng.random(n)) * DAY
+    ).astype(np.int64)
+    latest = episodes.burst_start - history
+    return np.where(np.isin(plan.role, (BUST_OUT, TAKEOVER)), np.minimum(created, latest), created)
+
+
+def _burst_orders(
+    rng: np.random.Generator,
+    members: np.ndarray,
+    n_per_member: np.ndarray,
+    episodes: Episodes,
+    price: np.ndarray,
+    lead: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Orders on the dearest tenth of products inside each member's burst window.
+
+    ``lead`` seconds pass between the window's start and the first possible order.
+    Returns (user, product, ts).
+    """
+    user = np.repeat(members, n_per_member)
+    window = np.maximum(episodes.burst_len[user] - lead, 1)
+    ts = episodes.burst_start[user] + lead + (rng.random(len(user)) * window).astype(np.int64)
+    expensive = np.flatnonzero(price >= np.quantile(price, 0.9))
+    product = expensive[rng.integers(0, len(expensive), len(user))]
+    return user, product, ts
+
+
+def bust_out_orders(
+    rng: np.random.Generator, plan: RolePlan, episodes: Episodes, price: np.ndarray
+) -> OrderBatch:
+    """The bust-out spike: 6-15 high-value orders in the burst window, then no repayment.
+
+    The bundle has no "unpaid" status: an order that was never paid for (no money taken, none
+    returned, no card dispute) is ``cancelled``, so 75-95% of each user's spike is cancelled;
+    the rest were paid while the account still looked good. No chargebacks: there is no card
+    holder to dispute anything, the loss shows as a credit default.
+    """
+    members = np.flatnonzero(plan.role == BUST_OUT)
+    user, product, ts = _burst_orders(
+        rng, members, rng.integers(6, 16, len(members)), episodes, price, 0
+    )
+    unpaid_rate = 0.75 + 0.2 * rng.random(len(plan.role))
+    status = np.where(rng.random(len(user)) < unpaid_rate[user], CANCELLED, PAID)
+    return OrderBatch(user, product, ts, status, np.full(len(user), BUST_OUT_SPIKE, dtype=np.int8))
+
+
+def takeover_orders(
+    rng: np.random.Generator, plan: RolePlan, episodes: Episodes, price: np.ndarray
+) -> OrderBatch:
+    """The takeover spree: 2-8 high-value orders from 10 minutes after the new device's first
+    login, 50-90% charged back by the real card holder; the rest paid or stopped (cancelled).
+    """
+    members = np.flatnonzero(plan.role == TAKEOVER)
+    user, product, ts = _burst_orders(
+        rng, members, rng.integers(2, 9, len(members)), episodes, price, 600
+    )
+    chargeback_rate = 0.5 + 0.4 * rng.random(len(plan.role))
+    other = np.where(rng.random(len(user)) < 0.7, PAID, CANCELLED)
+    status = np.where(rng.random(len(user)) < chargeback_rate[user], CHARGEBACK, other)
+    return OrderBatch(user, product, ts, status, np.full(len(user), TAKEOVER_SPREE, dtype=np.int8))
+
+
+def takeover_device_edges(plan: RolePlan) -> tuple[np.ndarray, np.ndarray, int]:
+    """One new device per taken-over account, used by nobody else (devices numbered from 0)."""
+    members = np.flatnonzero(plan.role == TAKEOVER)
+    return members, np.arange(len(members)), len(members)

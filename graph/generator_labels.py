@@ -10,7 +10,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from graph.generator_fraud import CANCELLED, REFUNDED, OrderBatch
+from graph.generator_fraud import (
+    BUST_OUT,
+    BUST_OUT_SPIKE,
+    CANCELLED,
+    FARM,
+    LONE,
+    REFUNDED,
+    REVIEW_RING,
+    TAKEOVER_SPREE,
+    OrderBatch,
+)
 
 
 def default_truth(
@@ -19,20 +29,25 @@ def default_truth(
     users: pd.DataFrame,
     amount: np.ndarray,
     risk: np.ndarray,
-    is_fraud: np.ndarray,
+    role: np.ndarray,
     default_rate: float,
 ) -> np.ndarray:
     """Credit default from behaviour: refunds, cancellations, spend volatility, KYC, email age.
 
-    Non-fraud users default when their noisy score is in the top ``default_rate``; fraud users
-    mostly default (85%), since a ring that charges back never repays.
+    The score reads the account holder's own orders only, not a bust-out spike or a takeover
+    spree. Legit and taken-over users default when their noisy score is in the top
+    ``default_rate`` of those users (a takeover victim owes nothing for the attacker's orders);
+    ring and lone fraudsters mostly default (85%), since a ring that charges back never repays;
+    bust-out users always default, that is the scheme.
     """
     n = len(users)
-    n_orders = np.maximum(np.bincount(orders.user, minlength=n), 1)
-    refunds = np.bincount(orders.user, orders.status == REFUNDED, minlength=n) / n_orders
-    cancels = np.bincount(orders.user, orders.status == CANCELLED, minlength=n) / n_orders
-    mean = np.bincount(orders.user, amount, minlength=n) / n_orders
-    square = np.bincount(orders.user, amount**2, minlength=n) / n_orders
+    own = ~np.isin(orders.kind, (BUST_OUT_SPIKE, TAKEOVER_SPREE))
+    user, status = orders.user[own], orders.status[own]
+    n_orders = np.maximum(np.bincount(user, minlength=n), 1)
+    refunds = np.bincount(user, status == REFUNDED, minlength=n) / n_orders
+    cancels = np.bincount(user, status == CANCELLED, minlength=n) / n_orders
+    mean = np.bincount(user, amount[own], minlength=n) / n_orders
+    square = np.bincount(user, amount[own] ** 2, minlength=n) / n_orders
     volatility = np.sqrt(np.maximum(square - mean**2, 0)) / np.maximum(mean, 1e-9)
 
     def z(x: np.ndarray) -> np.ndarray:
@@ -47,8 +62,10 @@ def default_truth(
         - 0.3 * z(np.log1p(users["feat_email_age_days"].to_numpy()))
         + rng.logistic(0.0, 0.7, n)
     )
-    cutoff = np.quantile(score[~is_fraud], 1 - default_rate) if (~is_fraud).any() else np.inf
-    return np.where(is_fraud, rng.random(n) < 0.85, score >= cutoff).astype(np.int64)
+    scored = ~np.isin(role, (FARM, REVIEW_RING, LONE, BUST_OUT))
+    cutoff = np.quantile(score[scored], 1 - default_rate) if scored.any() else np.inf
+    fraud_default = (rng.random(n) < 0.85) | (role == BUST_OUT)
+    return np.where(scored, score >= cutoff, fraud_default).astype(np.int64)
 
 
 def observed_labels(
@@ -56,12 +73,15 @@ def observed_labels(
     observed_share: float,
     noise: float,
     unknown_share: float,
-    user_ids: np.ndarray,
     is_fraud: np.ndarray,
     default: np.ndarray,
-) -> pd.DataFrame:
-    """Labels as a customer would export them: partial, slightly noisy, some defaults unknown."""
-    n = len(user_ids)
+) -> tuple[np.ndarray, np.ndarray, pd.arrays.IntegerArray]:
+    """Labels as a customer would export them: partial, slightly noisy, some defaults unknown.
+
+    Returns the observed users (indices), their fraud labels and their default labels, where
+    an unknown default is missing (written as an empty field).
+    """
+    n = len(is_fraud)
     observed = np.flatnonzero(rng.random(n) < observed_share)
     flip_fraud = rng.random(n) < noise
     flip_default = rng.random(n) < noise
@@ -69,6 +89,4 @@ def observed_labels(
     fraud_label = (is_fraud ^ flip_fraud)[observed]
     default_label = pd.array((default ^ flip_default)[observed], dtype="Int64")
     default_label[unknown[observed]] = pd.NA
-    return pd.DataFrame(
-        {"user_id": user_ids[observed], "fraud": fraud_label, "default": default_label}
-    )
+    return observed, fraud_label, default_label

@@ -55,7 +55,7 @@ def run_demo(
         with timed(t, "features (BERT + behaviour)"):
             ctx = load_context(store, settings, console, graph)
         with timed(t, "train"):
-            result, _ = run_train(store, settings, console, ctx)
+            result, _ = run_train(store, settings, console, ctx, truth_path=bundle / "truth.csv")
         summary.metrics = result.metrics
         with timed(t, "score"):
             scores, path, version = run_score(store, settings, console, ctx)

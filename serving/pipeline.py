@@ -124,14 +124,21 @@ def run_train(
     console: Console,
     ctx: GraphContext | None = None,
     compare_baselines: bool = False,
+    truth_path: Path | None = None,
 ) -> tuple[TrainResult, Path]:
-    """Fit the GNN (and, with ``compare_baselines``, the baselines on the same split)."""
+    """Fit the GNN (and, with ``compare_baselines``, the baselines on the same split).
+
+    ``truth_path``: a ground-truth table (``user_id``, ``fraud``, ``default``; the generator's
+    ``truth.csv``) to report held-out metrics against the truth too; never used for fitting.
+    """
     ctx = ctx or load_context(store, settings, console)
     config = TrainConfig(
         hidden=settings.hidden_dim, epochs=settings.epochs, patience=settings.patience,
         lr=settings.learning_rate, seed=settings.seed, device=settings.device,
-        split=settings.split,
+        split=settings.split, batch_size=settings.batch_size, fanouts=tuple(settings.fanouts),
+        label_trick=settings.label_trick,
     )  # fmt: skip
+    truth = read_truth(truth_path, ctx.graph) if truth_path else None
     with progress_bar(console) as bar:
         task = bar.add_task("train", total=config.epochs)
 
@@ -139,16 +146,32 @@ def run_train(
             bar.update(task, completed=epoch,
                        description=f"train loss {row['loss']:.3f} val AUPRC {row['val_auprc']:.3f}")  # fmt: skip
 
-        result = fit(ctx.graph, ctx.features, config, on_epoch)
+        result = fit(ctx.graph, ctx.features, config, on_epoch, truth)
     if compare_baselines:
         result.comparison = compare(
-            ctx.graph, ctx.features, result.normaliser, result.split, result.logits, settings.seed
-        )
+            ctx.graph, ctx.features, result.normaliser, result.split, result.logits,
+            settings.seed, truth,
+        )  # fmt: skip
     scale = ScoreScale(settings.base_score, settings.base_odds, settings.pdo)
     folder = save_artifact(
         result, scale, settings.artifacts, {"review_model": settings.review_model}
     )
     return result, folder
+
+
+def read_truth(path: Path, graph: GraphExport) -> dict[str, np.ndarray]:
+    """Ground-truth ``fraud``/``default`` per user of ``graph`` (NaN where the table has none)."""
+    frame = pd.read_csv(path, dtype={"user_id": str})
+    missing = {"user_id", "fraud", "default"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: truth table lacks columns {sorted(missing)}")
+    pos = graph.index_of("user", frame["user_id"].to_numpy(dtype=object))
+    out = {}
+    for head in ("fraud", "default"):
+        values = np.full(len(graph.ids["user"]), np.nan)
+        values[pos[pos >= 0]] = pd.to_numeric(frame[head], errors="coerce").to_numpy()[pos >= 0]
+        out[head] = values
+    return out
 
 
 def run_score(

@@ -56,14 +56,17 @@ class Settings(BaseSettings):
     # -- training ------------------------------------------------------------------------
     seed: int = 0
     split: str = Field(
-        "stratified",
+        "time",
         pattern="^(time|stratified)$",
-        description="held-out split: stratified random, or time (train on earlier accounts)",
+        description="held-out split: time (train on earlier accounts, test on later) or stratified",
     )
     hidden_dim: int = 64
-    epochs: int = 200
-    patience: int = 30
+    epochs: int = 60
+    patience: int = 10
     learning_rate: float = 0.005
+    batch_size: int = Field(1024, ge=1, description="seed users per training mini-batch")
+    fanouts: list[int] = Field([10, 5], description="sampled neighbours per relation and hop")
+    label_trick: bool = Field(True, description="neighbours' known fraud labels as GNN inputs")
     device: str | None = Field(None, description="torch device; default cuda when present")
 
     # -- credit score scaling (points to double the odds) --------------------------------

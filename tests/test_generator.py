@@ -5,12 +5,17 @@ from __future__ import annotations
 from difflib import SequenceMatcher
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from graph import generator_csv as csv
+from graph import generator_fraud as fraud
 from graph.generator import GenerationSummary, GeneratorConfig, generate_marketplace
 
 N_USERS = 1500
+CONFIG = GeneratorConfig(n_users=N_USERS, seed=7)
+TYPOLOGIES = {"legit", "device_farm", "review_ring", "lone", "bust_out", "account_takeover"}
 REQUIRED = {
     "users": ["user_id", "created_at"],
     "merchants": ["merchant_id", "created_at", "category"],
@@ -47,7 +52,7 @@ def _read(out_dir: Path) -> Bundle:
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[GenerationSummary, Bundle]:
     out_dir = tmp_path_factory.mktemp("bundle")
-    summary = generate_marketplace(GeneratorConfig(n_users=N_USERS, seed=7), out_dir)
+    summary = generate_marketplace(CONFIG, out_dir)
     return summary, _read(out_dir)
 
 
@@ -110,7 +115,7 @@ def test_every_reference_exists(bundle: Bundle) -> None:
     assert set(orders["user_id"]) <= users and set(orders["product_id"]) <= products
     assert set(orders["device_id"]) - {""} <= devices
     assert set(reviews["user_id"]) <= users and set(reviews["product_id"]) <= products
-    assert set(logins["user_id"]) <= users and set(logins["device_id"]) <= devices
+    assert set(logins["user_id"]) <= users and set(logins["device_id"]) == devices
     for table in ("labels", "rings", "truth"):
         assert set(bundle[table]["user_id"]) <= users, table
 
@@ -225,6 +230,8 @@ def test_typologies_can_be_switched_off(tmp_path: Path) -> None:
         review_rings=False,
         household_share=0.0,
         public_devices=False,
+        bust_out_share=0.0,
+        account_takeover_share=0.0,
     )
     summary = generate_marketplace(config, tmp_path)
     tables = _read(tmp_path)
@@ -232,3 +239,172 @@ def test_typologies_can_be_switched_off(tmp_path: Path) -> None:
     assert list(tables["rings"].columns) == REQUIRED["rings"]
     assert tables["logins"].groupby("device_id")["user_id"].nunique().max() == 1
     assert summary.n_fraud == round(0.01 * 500)
+    assert set(tables["truth"]["typology"]) == {"legit", "lone"}
+
+
+@pytest.mark.parametrize(
+    ("switch", "typology"),
+    [("bust_out_share", "bust_out"), ("account_takeover_share", "account_takeover")],
+)
+def test_new_typologies_switch_off_alone(tmp_path: Path, switch: str, typology: str) -> None:
+    on = {"bust_out_share": 0.02, "account_takeover_share": 0.02}
+    generate_marketplace(GeneratorConfig(n_users=500, seed=2, **{**on, switch: 0.0}), tmp_path)
+    typologies = _read(tmp_path)["truth"]["typology"].value_counts()
+    assert typology not in typologies
+    assert set(typologies.index) == TYPOLOGIES - {typology}
+
+
+def _typology_counts(config: GeneratorConfig, tables: Bundle) -> None:
+    """Each planted typology holds the share of users its config asks for."""
+    truth = tables["truth"]
+    assert list(truth.columns) == ["user_id", "fraud", "default", "typology"]
+    assert set(truth["typology"]) == TYPOLOGIES
+    assert ((truth["typology"] != "legit") == (truth["fraud"] == "1")).all()
+    n = config.n_users
+    share = truth["typology"].value_counts() / n
+    assert abs(share["device_farm"] - config.ring_share) <= 5 / n  # whole rings of 5-30
+    for typology, wanted in [
+        ("lone", config.lone_fraud_share),
+        ("bust_out", config.bust_out_share),
+        ("account_takeover", config.account_takeover_share),
+    ]:
+        assert abs(share[typology] - wanted) <= 1 / n, typology
+    review = truth[truth["typology"] == "review_ring"]["user_id"]
+    rings = tables["rings"][tables["rings"]["user_id"].isin(review)]
+    n_review_rings = config.review_ring_count or max(1, round(n / 5000))
+    assert rings["ring_id"].nunique() == n_review_rings
+    assert 8 * n_review_rings <= len(review) <= 25 * n_review_rings
+    # Households: legit-only devices shared by 2-5 users (own devices have one, public 20+).
+    logins = tables["logins"].merge(truth, on="user_id")
+    per_device = logins.groupby("device_id").agg(
+        users=("user_id", "nunique"), legit=("typology", lambda t: (t == "legit").all())
+    )
+    family = per_device[per_device["legit"] & per_device["users"].between(2, 5)].index
+    members = logins[logins["device_id"].isin(family)]["user_id"].nunique()
+    n_legit = (truth["typology"] == "legit").sum()
+    assert abs(members / n_legit - config.household_share) <= 5 / n_legit + 0.005
+
+
+def test_typologies_in_configured_proportion(bundle: Bundle) -> None:
+    _typology_counts(CONFIG, bundle)
+
+
+def test_typology_proportions_follow_a_non_default_config(tmp_path: Path) -> None:
+    config = GeneratorConfig(
+        n_users=2000,
+        seed=5,
+        ring_share=0.05,
+        review_ring_count=3,
+        lone_fraud_share=0.02,
+        bust_out_share=0.02,
+        account_takeover_share=0.03,
+        household_share=0.3,
+    )
+    generate_marketplace(config, tmp_path)
+    _typology_counts(config, _read(tmp_path))
+
+
+def _orders_of(bundle: Bundle, typology: str) -> pd.DataFrame:
+    truth = bundle["truth"]
+    users = truth[truth["typology"] == typology]["user_id"]
+    assert len(users) >= 5
+    orders = bundle["orders"][bundle["orders"]["user_id"].isin(users)].copy()
+    orders["ts"] = pd.to_datetime(orders["ts"], utc=True)
+    orders["amount"] = orders["amount"].astype(float)
+    assert set(orders["user_id"]) == set(users)
+    return orders
+
+
+def test_bust_out_builds_a_clean_history_then_spikes_late_and_defaults(bundle: Bundle) -> None:
+    orders = _orders_of(bundle, "bust_out")
+    span_end = pd.to_datetime(bundle["orders"]["ts"], utc=True).max()
+    last = orders.groupby("user_id")["ts"].transform("max")
+    late = orders["ts"] >= last - pd.Timedelta(days=7)  # the spike lasts 2-7 days
+    value = orders.groupby("user_id")["amount"].sum()
+    late_share = orders[late].groupby("user_id")["amount"].sum() / value
+    assert (late_share > 0.5).all()  # most of the value in one late week
+    assert (span_end - last.groupby(orders["user_id"]).max() < pd.Timedelta(days=10)).all()
+    first = orders.groupby("user_id")["ts"].min()
+    assert (last.groupby(orders["user_id"]).max() - first > pd.Timedelta(days=60)).all()
+    early = orders[~late]["status"].value_counts(normalize=True)
+    assert early.get("paid", 0) > 0.9 and early.get("chargeback", 0) < 0.02
+    spike = orders[late]["status"].value_counts(normalize=True)
+    assert spike.get("cancelled", 0) > 0.6  # never paid for
+    assert "chargeback" not in spike
+    truth = bundle["truth"][bundle["truth"]["typology"] == "bust_out"]
+    assert (truth["fraud"] == "1").all() and (truth["default"] == "1").all()
+    # Legit users do not look like this: their value is spread over the span.
+    legit = bundle["orders"].merge(bundle["truth"], on="user_id")
+    legit = legit[legit["typology"] == "legit"]
+    legit_ts = pd.to_datetime(legit["ts"], utc=True)
+    legit_last = legit_ts.groupby(legit["user_id"]).transform("max")
+    amount = legit["amount"].astype(float)
+    legit_late = (
+        amount[legit_ts >= legit_last - pd.Timedelta(days=7)].groupby(legit["user_id"]).sum()
+        / amount.groupby(legit["user_id"]).sum()
+    )
+    assert legit_late.median() < 0.5
+
+
+def test_account_takeover_uses_a_new_device_for_a_high_value_spree(bundle: Bundle) -> None:
+    orders = _orders_of(bundle, "account_takeover")
+    devices = bundle["devices"].set_index("device_id")
+    first_seen = pd.to_datetime(devices["first_seen"], utc=True)
+    logins = bundle["logins"]
+    users_per_device = logins.groupby("device_id")["user_id"].nunique()
+    before, after = [], []
+    for user_id, mine in orders.groupby("user_id"):
+        used = logins[logins["user_id"] == user_id]["device_id"].unique()
+        new_device = first_seen.loc[used].idxmax()
+        takeover = first_seen[new_device]
+        assert users_per_device[new_device] == 1  # the attacker's own device
+        early, late = mine[mine["ts"] < takeover], mine[mine["ts"] >= takeover]
+        assert len(early) >= 1 and len(late) >= 2
+        assert (early["device_id"] != new_device).all()  # the device is new at the takeover
+        assert (late["device_id"] == new_device).all()  # the spree runs on it
+        assert late["ts"].max() - takeover <= pd.Timedelta(days=2)
+        own = logins[(logins["user_id"] == user_id) & (logins["device_id"] != new_device)]
+        assert (pd.to_datetime(own["ts"], utc=True) < takeover).all()  # owner locked out
+        before.append(early)
+        after.append(late)
+    early, late = pd.concat(before), pd.concat(after)
+    assert late["amount"].median() > 2 * early["amount"].median()
+    assert (late["status"] == "chargeback").mean() > 0.4
+    assert (early["status"] == "chargeback").mean() < 0.05
+    truth = bundle["truth"][bundle["truth"]["typology"] == "account_takeover"]
+    assert (truth["fraud"] == "1").all()
+
+
+def test_every_farm_device_has_a_user() -> None:
+    """Tiny rings draw few optional device slots: the leader still uses every device."""
+    n_rings, size = 2000, 5
+    role = np.full(n_rings * size, fraud.FARM, dtype=np.int8)
+    ring = np.repeat(np.arange(n_rings), size)
+    plan = fraud.RolePlan(role, ring, n_rings, 0)
+    users, devices, n_devices = fraud.farm_device_edges(np.random.default_rng(0), plan)
+    assert np.array_equal(np.unique(devices), np.arange(n_devices))
+    owner = np.full(n_devices, -1)
+    owner[devices] = ring[users]
+    assert (owner[devices] == ring[users]).all()  # a device serves one ring only
+
+
+def test_csv_writer_matches_pandas_to_csv(tmp_path: Path) -> None:
+    frame = {
+        "id": csv.ids("U", np.array([0, 9, 99_998]), 5),
+        "when": csv.iso(np.array([0, 951_782_400, 4_107_542_399])),  # 1970, 2000-02-29, 2100
+        "text": np.array(["plain", 'a, "quoted"\nline', "ünïcode ✓"], dtype=object),
+        "amount": np.array([12.5, np.nan, -0.004]),
+        "count": pd.array([1, None, 3], dtype="Int64"),
+        "flag": np.array([1, 0, 1]),
+    }
+    csv.write_csv(tmp_path / "fast.csv", frame, chunk_rows=2)
+    expected = pd.DataFrame(
+        {k: v.to_pandas() if hasattr(v, "to_pandas") else v for k, v in frame.items()}
+    )
+    expected.to_csv(tmp_path / "pandas.csv", index=False, lineterminator="\n", float_format="%.2f")
+    assert (tmp_path / "fast.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
+    text = (tmp_path / "fast.csv").read_text(encoding="utf-8")
+    assert "U00001,1970-01-01T00:00:00Z,plain,12.50,1,1" in text
+    assert "2000-02-29T00:00:00Z" in text and "2100-02-28T23:59:59Z" in text
+    with pytest.raises(ValueError, match="outside years"):
+        csv.iso(np.array([np.iinfo(np.int64).max]))

@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from encoders.features import FeatureMismatchError, NodeFeatures, Normaliser
 from training.fit import TrainResult
+from training.inputs import LABEL_INPUTS
 from training.model import HeteroRiskGNN
 from training.scorecard import PlattCalibrator, ScoreScale
 
@@ -50,7 +51,8 @@ class ModelArtifact:
                     "`riskgraph train`"
                 )
         for nt, emb in features.embeddings.items():
-            want = self.config["in_dims"][nt] - len(self.feature_names[nt])
+            label_inputs = len(LABEL_INPUTS) if nt == "user" else 0
+            want = self.config["in_dims"][nt] - len(self.feature_names[nt]) - label_inputs
             if emb.shape[1] != want:
                 raise FeatureMismatchError(
                     f"{nt} text embeddings have width {emb.shape[1]}, the artifact expects {want} "
@@ -66,6 +68,7 @@ def save_artifact(
     config = {
         "in_dims": result.in_dims,
         "edge_types": [list(et) for et in result.edge_types],
+        "edge_dims": [[*et, d] for et, d in result.edge_dims.items()],
         "train": asdict(result.config),
         "feature_names": result.feature_names,
         "normaliser": result.normaliser.to_dict(),
@@ -101,6 +104,7 @@ def load_artifact(artifact_dir: Path, version: str | None = None) -> ModelArtifa
     model = HeteroRiskGNN(
         {k: int(v) for k, v in config["in_dims"].items()},
         [(str(s), str(r), str(d)) for s, r, d in config["edge_types"]],
+        {(str(s), str(r), str(d)): int(w) for s, r, d, w in config.get("edge_dims", [])},
         hidden=train["hidden"],
         layers=train["layers"],
         dropout=train["dropout"],

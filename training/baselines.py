@@ -76,11 +76,16 @@ def compare(
     split: UserSplit,
     gnn_scores: dict[str, np.ndarray],
     seed: int = 0,
+    truth: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """One row per (head, model): AUROC, AUPRC, recall at 1% FPR and KS on the test users.
+    """One row per (labels, head, model): AUROC, AUPRC, recall at 1% FPR and KS on test users.
+
+    Every model is fitted on the observed training labels; the test users are scored against
+    the observed labels and, when ``truth`` is given, also against the ground truth.
 
     Args:
         gnn_scores: head -> the GNN's score for every user (any monotone transform works).
+        truth: head -> true label of every user (a generated marketplace's ``truth.csv``).
     """
     x = _scalars(features, normaliser)
     own = x["user"]
@@ -96,15 +101,21 @@ def compare(
         "gradient boosting (neighbour-aggregated)": (
             lambda: HistGradientBoostingClassifier(random_state=seed), graph_x),
     }  # fmt: skip
-    rows = []
-    for head in ("fraud", "default"):
-        y = g.labels[head].to_numpy(np.float64)
+    observed = {head: g.labels[head].to_numpy(np.float64) for head in ("fraud", "default")}
+    label_sets = {"observed": observed, **({"truth": truth} if truth is not None else {})}
+    scores: dict[tuple[str, str], np.ndarray] = {}
+    for head, y in observed.items():
         train = split.train[~np.isnan(y[split.train])]
-        test = split.test[~np.isnan(y[split.test])]
-        gnn = binary_metrics(y[test], gnn_scores[head][test])
-        rows.append({"head": head, "model": "hetero GNN", **{k: gnn[k] for k in METRICS}})
+        scores[(head, "hetero GNN")] = gnn_scores[head]
         for name, (make, matrix) in models.items():
             model = make().fit(matrix[train], y[train].astype(int))
-            m = binary_metrics(y[test], model.predict_proba(matrix[test])[:, 1])
-            rows.append({"head": head, "model": name, **{k: m[k] for k in METRICS}})
+            scores[(head, name)] = model.predict_proba(matrix)[:, 1]
+    rows = []
+    for against, labels in label_sets.items():
+        for (head, name), score in scores.items():
+            y = np.asarray(labels[head], dtype=np.float64)
+            test = split.test[~np.isnan(y[split.test])]
+            m = binary_metrics(y[test], score[test])
+            rows.append({"labels": against, "head": head, "model": name,
+                         **{k: m[k] for k in METRICS}})  # fmt: skip
     return pd.DataFrame(rows)

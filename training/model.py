@@ -3,14 +3,17 @@
 Each node type is first projected to a shared width; each layer runs one ``SAGEConv`` per edge
 type (``HeteroConv``), summed per destination type, with a residual connection and LayerNorm so
 that a node's own features survive message passing. Two heads share the encoder: fraud and
-credit default on users; a third scores merchants.
+credit default on users (merchant risk is derived from the users' scores, see
+``training.predict.merchant_risk``).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import HeteroConv, SAGEConv
+from torch_geometric.nn import HeteroConv
+
+from training.convs import EdgeSAGEConv
 
 EdgeType = tuple[str, str, str]
 
@@ -21,6 +24,7 @@ class HeteroRiskGNN(nn.Module):
     Args:
         in_dims: node type -> input feature width.
         edge_types: every edge type present (forward and ``rev_`` reverse).
+        edge_dims: width of each edge type's attributes (missing or 0: none).
         hidden: hidden width.
         layers: message-passing layers (2–3 covers user→device→user and user→product→merchant).
         dropout: dropout after each layer.
@@ -30,6 +34,7 @@ class HeteroRiskGNN(nn.Module):
         self,
         in_dims: dict[str, int],
         edge_types: list[EdgeType],
+        edge_dims: dict[EdgeType, int] | None = None,
         hidden: int = 64,
         layers: int = 2,
         dropout: float = 0.2,
@@ -39,8 +44,12 @@ class HeteroRiskGNN(nn.Module):
         self.project = nn.ModuleDict(
             {nt: nn.Sequential(nn.Linear(in_dims[nt], hidden), nn.ReLU()) for nt in self.node_types}
         )
+        self.edge_dims = {et: (edge_dims or {}).get(et, 0) for et in edge_types}
         self.convs = nn.ModuleList(
-            HeteroConv({et: SAGEConv((hidden, hidden), hidden) for et in edge_types}, aggr="sum")
+            HeteroConv(
+                {et: EdgeSAGEConv(hidden, hidden, self.edge_dims[et]) for et in edge_types},
+                aggr="sum",
+            )
             for _ in range(layers)
         )
         self.norms = nn.ModuleList(
@@ -54,10 +63,12 @@ class HeteroRiskGNN(nn.Module):
 
         self.fraud_head = head()
         self.default_head = head()
-        self.merchant_head = head()
 
     def encode(
-        self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor]
+        self,
+        x_dict: dict[str, Tensor],
+        edge_index_dict: dict[EdgeType, Tensor],
+        edge_attr_dict: dict[EdgeType, Tensor] | None = None,
     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Return (input projections, final embeddings) per node type.
 
@@ -67,7 +78,7 @@ class HeteroRiskGNN(nn.Module):
         h0 = {nt: self.project[nt](x) for nt, x in x_dict.items()}
         h = h0
         for conv, norms in zip(self.convs, self.norms, strict=True):
-            out = conv(h, edge_index_dict)
+            out = conv(h, edge_index_dict, edge_attr_dict=edge_attr_dict or {})
             assert isinstance(norms, nn.ModuleDict)
             # residual: a node type that received no messages keeps its state (still normalised)
             h = {
@@ -77,16 +88,15 @@ class HeteroRiskGNN(nn.Module):
         return h0, h
 
     def forward(
-        self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor]
+        self,
+        x_dict: dict[str, Tensor],
+        edge_index_dict: dict[EdgeType, Tensor],
+        edge_attr_dict: dict[EdgeType, Tensor] | None = None,
     ) -> dict[str, Tensor]:
-        """Logits: ``fraud`` and ``default`` per user, ``merchant`` per merchant."""
-        h0, h = self.encode(x_dict, edge_index_dict)
+        """Logits: ``fraud`` and ``default`` per user."""
+        h0, h = self.encode(x_dict, edge_index_dict, edge_attr_dict)
         user = torch.cat([h0["user"], h["user"]], dim=-1)
-        out = {
+        return {
             "fraud": self.fraud_head(user).squeeze(-1),
             "default": self.default_head(user).squeeze(-1),
         }
-        if "merchant" in h:
-            merchant = torch.cat([h0["merchant"], h["merchant"]], dim=-1)
-            out["merchant"] = self.merchant_head(merchant).squeeze(-1)
-        return out

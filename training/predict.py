@@ -12,12 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from scipy.special import expit
+from torch_geometric.data import HeteroData
 
 from encoders.features import NodeFeatures
 from graph.export import GraphExport
 from training.artifact import ModelArtifact
-from training.fit import graph_tensors, pick_device, predict_logits
+from training.fit import pick_device, predict_logits
+from training.inputs import graph_data
 from training.scorecard import p_bad, risk_band
 
 TOP_REASONS = 3
@@ -103,15 +104,20 @@ def score_users(
     dev = pick_device(device)
     model = artifact.model.to(dev)
     x = artifact.normaliser.transform(features)
-    x_dict, edge_index_dict = graph_tensors(g, x, dev)
-    logits = predict_logits(model, x_dict, edge_index_dict)
+    y_fraud = g.labels["fraud"].to_numpy(np.float64)
+    # Scoring shows the model every observed label (an analyst knows them too); a user's own
+    # label is an input only for that user, whose outcome is known anyway.
+    labeled = np.flatnonzero(~np.isnan(y_fraud))
+    shown = labeled if artifact.config["train"].get("label_trick") else labeled[:0]
+    data = graph_data(g, x, y_fraud, shown).to(dev)
+    logits = predict_logits(model, data)
     p_fraud = artifact.calibrators["fraud"](logits["fraud"])
     p_default = artifact.calibrators["default"](logits["default"])
     bad = p_bad(p_fraud, p_default)
     credit = artifact.scale.score(bad)
 
     names = artifact.feature_names["user"]
-    attributions = _user_attributions(model, x_dict, edge_index_dict)[:, : len(names)]
+    attributions = _user_attributions(model, data)[:, : len(names)]
     top = np.argsort(-attributions, axis=1)[:, : TOP_REASONS + len(DEVICE_FEATURES)]
     raw = features.scalars["user"][names].to_numpy(np.float64)
     graph_reason = shared_device_reasons(g)
@@ -138,20 +144,38 @@ def score_users(
             "reason_codes": codes,  # machine-readable: feature names, or "shared_device"
         }
     )
-    merchant = logits.get("merchant", np.zeros(len(g.ids["merchant"])))
-    return Scores(frame, expit(merchant))
+    return Scores(frame, merchant_risk(g, p_fraud))
 
 
-def _user_attributions(
-    model: torch.nn.Module,
-    x_dict: dict[str, torch.Tensor],
-    edge_index_dict: dict[tuple[str, str, str], torch.Tensor],
-) -> np.ndarray:
+def merchant_risk(g: GraphExport, p_fraud: np.ndarray, prior_weight: float = 5.0) -> np.ndarray:
+    """Per merchant: the expected share of fraudulent accounts among its reviewers and buyers.
+
+    A colluding merchant is one whose reviews come from fraud rings; a merchant that ring
+    accounts merely buy from is a victim, so reviews weigh twice as much as orders. The mean
+    is shrunk towards the marketplace mean with ``prior_weight`` pseudo-interactions, so a
+    merchant with two reviews from one bad account is not ranked above a proven colluder.
+    """
+    n = len(g.ids["merchant"])
+    of_product = g.merchant_of_product()
+    weight, risk = np.zeros(n), np.zeros(n)
+    for et, w in ((("user", "reviewed", "product"), 2.0), (("user", "ordered", "product"), 1.0)):
+        frame = g.edges[et]
+        m = of_product[frame["dst"].to_numpy(np.int64)]
+        ok = m >= 0
+        weight += np.bincount(m[ok], minlength=n) * w
+        risk += np.bincount(m[ok], weights=p_fraud[frame["src"].to_numpy(np.int64)[ok]] * w,
+                            minlength=n)  # fmt: skip
+    prior = float(np.mean(p_fraud)) if len(p_fraud) else 0.0
+    return (risk + prior_weight * prior) / (weight + prior_weight)
+
+
+def _user_attributions(model: torch.nn.Module, data: HeteroData) -> np.ndarray:
     """Gradient × input of each user's fraud logit w.r.t. that user's own input features."""
     model.eval()
+    x_dict = dict(data.x_dict)
     xu = x_dict["user"].detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        out = model({**x_dict, "user": xu}, edge_index_dict)
+        out = model({**x_dict, "user": xu}, data.edge_index_dict, data.edge_attr_dict)
         out["fraud"].sum().backward()
     assert xu.grad is not None
     return (xu.grad * xu).detach().cpu().numpy()

@@ -1,0 +1,89 @@
+"""The GNN's inputs and training: edge attributes, label inputs, mini-batch fitting, no leaks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from encoders.edge_features import EDGE_FEATURES, edge_attributes
+from encoders.features import build_features
+from graph.bundle import read_bundle
+from graph.export import GraphExport, export_from_bundle
+from training.convs import EdgeSAGEConv
+from training.fit import TrainConfig, fit
+from training.inputs import graph_data, label_inputs
+
+
+@pytest.fixture(scope="module")
+def graph(small_bundle: Path) -> GraphExport:
+    return export_from_bundle(read_bundle(small_bundle))
+
+
+def test_edge_attributes_follow_the_edges(graph: GraphExport) -> None:
+    attrs = edge_attributes(graph)
+    orders = graph.edges[("user", "ordered", "product")]
+    got = attrs[("user", "ordered", "product")]
+    assert got.shape == (len(orders), len(EDGE_FEATURES["ORDERED"]))
+    np.testing.assert_array_equal(got, attrs[("product", "rev_ordered", "user")])
+    chargeback = EDGE_FEATURES["ORDERED"].index("status_chargeback")
+    np.testing.assert_array_equal(got[:, chargeback] == 1, orders["status"] == "chargeback")
+    assert np.isfinite(got).all() and got[:, 1:5].sum(axis=1).max() == 1
+    assert ("product", "sold_by", "merchant") not in attrs  # nothing to say about that link
+
+
+def test_edge_attributes_change_the_message() -> None:
+    torch.manual_seed(0)
+    conv = EdgeSAGEConv(4, 8, edge_dim=2)
+    x = (torch.randn(3, 4), torch.randn(2, 4))
+    edge_index = torch.tensor([[0, 1, 2], [0, 0, 1]])
+    attr = torch.zeros(3, 2)
+    base = conv(x, edge_index, attr)
+    attr[2] = torch.tensor([5.0, -5.0])  # only the edge into destination 1 changes
+    moved = conv(x, edge_index, attr)
+    assert torch.allclose(base[0], moved[0]) and not torch.allclose(base[1], moved[1])
+    assert EdgeSAGEConv(4, 8)(x, edge_index).shape == (2, 8)  # a relation without attributes
+
+
+def test_label_inputs_show_only_visible_known_labels() -> None:
+    y = np.array([1.0, 0.0, np.nan, 1.0])
+    out = label_inputs(y, np.array([0, 2]))
+    np.testing.assert_array_equal(out, [[1, 1], [0, 0], [0, 0], [0, 0]])
+
+
+def test_graph_data_appends_label_inputs_to_users(graph: GraphExport) -> None:
+    features = build_features(graph, None)
+    x = {nt: f.to_numpy(np.float32) for nt, f in features.scalars.items()}
+    y = graph.labels["fraud"].to_numpy(np.float64)
+    data = graph_data(graph, x, y, np.flatnonzero(~np.isnan(y)))
+    assert data["user"].x.shape[1] == x["user"].shape[1] + 2
+    assert data["device"].x.shape[1] == x["device"].shape[1]
+    assert ("user", "uses", "device") in data.edge_attr_dict
+
+
+def test_test_users_labels_never_reach_the_model(graph: GraphExport) -> None:
+    """Flipping the held-out users' observed labels must not change any prediction."""
+    features = build_features(graph, None)
+    config = TrainConfig(hidden=16, epochs=2, patience=2, split="time", batch_size=256)
+    first = fit(graph, features, config)
+    flipped = graph.labels.copy()
+    test = first.split.test
+    flipped.loc[test, "fraud"] = 1.0 - flipped.loc[test, "fraud"]
+    changed = GraphExport(graph.data, graph.ids, graph.nodes, graph.edges, flipped,
+                          graph.feature_keys)  # fmt: skip
+    second = fit(changed, features, config)
+    np.testing.assert_array_equal(first.split.test, second.split.test)
+    np.testing.assert_allclose(first.logits["fraud"], second.logits["fraud"], rtol=1e-5, atol=1e-6)
+    assert first.metrics["fraud"]["auroc"] != second.metrics["fraud"]["auroc"]
+
+
+def test_mini_batch_training_learns(graph: GraphExport) -> None:
+    features = build_features(graph, None)
+    result = fit(graph, features, TrainConfig(epochs=15, patience=15, split="stratified",
+                                              batch_size=128))  # fmt: skip
+    losses = [h["loss"] for h in result.history]
+    assert min(losses[-3:]) < losses[0]
+    assert result.metrics["fraud"]["auroc"] > 0.75
+    assert result.metrics["train_seconds_per_epoch"] > 0
