@@ -33,6 +33,7 @@ class DemoSummary:
     scored: int = 0
     export: str = ""
     version: str = ""
+    split: str = ""
 
 
 def run_demo(
@@ -56,7 +57,7 @@ def run_demo(
             ctx = load_context(store, settings, console, graph)
         with timed(t, "train"):
             result, _ = run_train(store, settings, console, ctx, truth_path=bundle / "truth.csv")
-        summary.metrics = result.metrics
+        summary.metrics, summary.split = result.metrics, result.config.split
         with timed(t, "score"):
             scores, path, version = run_score(store, settings, console, ctx)
         summary.scored, summary.export, summary.version = len(scores.frame), str(path), version
@@ -74,11 +75,16 @@ def print_summary(summary: DemoSummary, console: Console) -> None:
         counts.add_row(key, f"{n:,}")
     console.print(counts)
     console.print(f"rejected rows: {summary.rejected}")
-    metrics = Table(title="held-out test users (never seen in training)")
+    metrics = Table(
+        title=f"held-out test users, {summary.split} split: against observed labels, and "
+        "against the generator's ground truth (never used for fitting)"
+    )
     for col in ("head", "AUROC", "AUPRC", "recall@1%FPR", "KS", "ECE", "n", "positives"):
         metrics.add_column(col, justify="right")
-    for head in ("fraud", "default"):
-        m = summary.metrics.get(head, {})
+    rows = [(head, summary.metrics.get(head, {})) for head in ("fraud", "default")]
+    truth = summary.metrics.get("truth") or {}
+    rows += [(f"{head} (truth)", truth[head]) for head in ("fraud", "default") if head in truth]
+    for head, m in rows:
         metrics.add_row(head, *(f"{m.get(k, float('nan')):.3f}" for k in
                                 ("auroc", "auprc", "recall_at_1pct_fpr", "ks", "ece")),
                         f"{m.get('n', 0):.0f}", f"{m.get('positives', 0):.0f}")  # fmt: skip

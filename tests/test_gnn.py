@@ -66,7 +66,9 @@ def test_graph_data_appends_label_inputs_to_users(graph: GraphExport) -> None:
 def test_test_users_labels_never_reach_the_model(graph: GraphExport) -> None:
     """Flipping the held-out users' observed labels must not change any prediction."""
     features = build_features(graph, None)
-    config = TrainConfig(hidden=16, epochs=2, patience=2, split="time", batch_size=256)
+    config = TrainConfig(
+        hidden=16, epochs=2, patience=2, split="time", batch_size=256, device="cpu"
+    )
     first = fit(graph, features, config)
     flipped = graph.labels.copy()
     test = first.split.test
@@ -81,9 +83,18 @@ def test_test_users_labels_never_reach_the_model(graph: GraphExport) -> None:
 
 def test_mini_batch_training_learns(graph: GraphExport) -> None:
     features = build_features(graph, None)
-    result = fit(graph, features, TrainConfig(epochs=15, patience=15, split="stratified",
-                                              batch_size=128))  # fmt: skip
+    config = TrainConfig(epochs=15, patience=15, split="stratified", batch_size=128, device="cpu")
+    result = fit(graph, features, config)
     losses = [h["loss"] for h in result.history]
     assert min(losses[-3:]) < losses[0]
     assert result.metrics["fraud"]["auroc"] > 0.75
     assert result.metrics["train_seconds_per_epoch"] > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_runs_on_the_gpu_with_the_same_code(graph: GraphExport) -> None:
+    features = build_features(graph, None)
+    result = fit(graph, features, TrainConfig(epochs=3, patience=3, batch_size=256))
+    assert result.metrics["device"].startswith("cuda")
+    assert all(np.isfinite(v).all() for v in result.logits.values())

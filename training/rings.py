@@ -28,6 +28,7 @@ class RingConfig:
     risk_threshold: float = 0.5
     max_device_users: int = 60
     max_ring_size: int = 80
+    min_risky_share: float = 0.5  # of a device's users, for the device to link them
     seed: int = 0
 
 
@@ -49,7 +50,11 @@ def _link_edges(
     u = uses["src"].to_numpy(np.int64)
     d = uses["dst"].to_numpy(np.int64)
     users_on = np.bincount(d, minlength=n_dev)
-    keep = risky[u] & (users_on[d] >= 2) & (users_on[d] <= cfg.max_device_users)
+    risky_on = np.bincount(d, weights=risky[u], minlength=n_dev)
+    # A device binds a ring only when most of its users are risky: a farm device is shared by
+    # its ring alone, while a café PC with two risky visitors would otherwise merge two rings.
+    mostly_risky = risky_on >= cfg.min_risky_share * users_on
+    keep = risky[u] & (users_on[d] >= 2) & (users_on[d] <= cfg.max_device_users) & mostly_risky[d]
     users, hubs, kinds = [u[keep]], [d[keep]], [np.zeros(int(keep.sum()), dtype=np.int8)]
     if near_dups is not None and len(near_dups):
         reviews = g.edges[("user", "reviewed", "product")]
@@ -74,37 +79,48 @@ def detect_rings(
     near_dups: np.ndarray | None = None,
     cfg: RingConfig | None = None,
 ) -> Rings:
-    """Find rings; ``risk`` is the calibrated fraud probability per user."""
-    cfg = cfg or RingConfig()
-    n_users = len(g.ids["user"])
-    n_hubs = len(g.ids["device"]) + len(g.ids["merchant"])
-    users, hubs, kinds = _link_edges(g, risk, near_dups, cfg)
-    n = n_users + n_hubs
-    adj = sp.coo_matrix((np.ones(len(users)), (users, n_users + hubs)), shape=(n, n)).tocsr()
-    _, comp = connected_components(adj, directed=False)
-    linked = np.zeros(n_users, dtype=bool)
-    linked[users] = True
-    user_comp = comp[:n_users]
-    groups = pd.DataFrame({"user": np.flatnonzero(linked), "comp": user_comp[linked]})
-    kind_of_comp = pd.Series(kinds, index=comp[users]).groupby(level=0).max()
+    """Find rings; ``risk`` is the calibrated fraud probability per user.
 
+    Device rings come first, from shared devices alone. Review rings come from the merchants
+    their members boost, among users not already in a device ring: a popular merchant that
+    members of two device farms happen to review must not merge the farms into one ring.
+    """
+    cfg = cfg or RingConfig()
+    users, hubs, kinds = _link_edges(g, risk, near_dups, cfg)
     ring_rows: list[tuple[str, int, float, str]] = []
     member_rows: list[tuple[str, str]] = []
-    for comp_id, members in groups.groupby("comp")["user"]:
-        parts = [members.to_numpy()]
-        if len(members) > cfg.max_ring_size:
-            parts = _split(members.to_numpy(), users, hubs, cfg.seed)
-        kind = "review" if kind_of_comp.get(comp_id, 0) == 1 else "device"
-        for part in parts:
-            if len(part) < cfg.min_size:
-                continue
+    in_ring = np.zeros(len(g.ids["user"]), dtype=bool)
+    for kind, code in (("device", 0), ("review", 1)):
+        mask = (kinds == code) & ~in_ring[users]
+        for part in _components(g, users[mask], hubs[mask], cfg):
             member_ids = np.sort(g.ids["user"][part])
             ring_id = "ring-" + hashlib.sha1("|".join(member_ids).encode()).hexdigest()[:12]
             ring_rows.append((ring_id, len(part), float(np.mean(risk[part])), kind))
             member_rows.extend((ring_id, uid) for uid in member_ids)
+            in_ring[part] = True
     rings = pd.DataFrame(ring_rows, columns=["ring_id", "size", "score", "kind"])
     rings = rings.sort_values("score", ascending=False).reset_index(drop=True)
     return Rings(rings, pd.DataFrame(member_rows, columns=["ring_id", "user_id"]))
+
+
+def _components(
+    g: GraphExport, users: np.ndarray, hubs: np.ndarray, cfg: RingConfig
+) -> list[np.ndarray]:
+    """User index arrays of the connected components (Louvain-split when too large)."""
+    n_users = len(g.ids["user"])
+    n = n_users + len(g.ids["device"]) + len(g.ids["merchant"])
+    adj = sp.coo_matrix((np.ones(len(users)), (users, n_users + hubs)), shape=(n, n)).tocsr()
+    _, comp = connected_components(adj, directed=False)
+    linked = np.zeros(n_users, dtype=bool)
+    linked[users] = True
+    groups = pd.DataFrame({"user": np.flatnonzero(linked), "comp": comp[:n_users][linked]})
+    out = []
+    for _, members in groups.groupby("comp")["user"]:
+        parts = [members.to_numpy()]
+        if len(members) > cfg.max_ring_size:
+            parts = _split(members.to_numpy(), users, hubs, cfg.seed)
+        out.extend(part for part in parts if len(part) >= cfg.min_size)
+    return out
 
 
 def _split(members: np.ndarray, users: np.ndarray, hubs: np.ndarray, seed: int) -> list[np.ndarray]:
