@@ -7,14 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch_geometric.loader import NodeLoader
 
 from encoders.edge_features import EDGE_FEATURES, edge_attributes
 from encoders.features import build_features
 from graph.bundle import read_bundle
 from graph.export import GraphExport, export_from_bundle
+from graph.sampler import HeteroNeighborSampler
 from training.convs import EdgeSAGEConv
 from training.fit import TrainConfig, fit
-from training.inputs import graph_data, label_inputs
+from training.inputs import edge_dims, graph_data, label_inputs
+from training.model import HeteroRiskGNN
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +101,22 @@ def test_training_runs_on_the_gpu_with_the_same_code(graph: GraphExport) -> None
     result = fit(graph, features, TrainConfig(epochs=3, patience=3, batch_size=256))
     assert result.metrics["device"].startswith("cuda")
     assert all(np.isfinite(v).all() for v in result.logits.values())
+
+
+def test_trimming_a_sampled_batch_leaves_the_seed_outputs_unchanged(graph: GraphExport) -> None:
+    features = build_features(graph, None)
+    x = {nt: f.to_numpy(np.float32) for nt, f in features.scalars.items()}
+    y = graph.labels["fraud"].to_numpy(np.float64)
+    data = graph_data(graph, x, y, np.flatnonzero(~np.isnan(y)))
+    dims = {nt: int(data[nt].x.size(1)) for nt in data.node_types}
+    model = HeteroRiskGNN(dims, list(data.edge_types), edge_dims(data), hidden=16).eval()
+    sampler = HeteroNeighborSampler(data, num_neighbors=[10, 5], seed=0)
+    batch = next(iter(NodeLoader(data, node_sampler=sampler, input_nodes=("user", torch.arange(64)),
+                                 batch_size=64)))  # fmt: skip
+    size = batch["user"].batch_size
+    with torch.no_grad():
+        full = model(batch.x_dict, batch.edge_index_dict, batch.edge_attr_dict)
+        trimmed = model(batch.x_dict, batch.edge_index_dict, batch.edge_attr_dict,
+                        batch.num_sampled_nodes_dict, batch.num_sampled_edges_dict)  # fmt: skip
+    assert trimmed["fraud"].numel() < full["fraud"].numel()  # outer users were dropped
+    torch.testing.assert_close(trimmed["fraud"][:size], full["fraud"][:size])

@@ -170,7 +170,10 @@ def fit(
         for batch in loader:
             opt.zero_grad()
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                out = model(batch.x_dict, batch.edge_index_dict, batch.edge_attr_dict)
+                out = model(
+                    batch.x_dict, batch.edge_index_dict, batch.edge_attr_dict,
+                    batch.num_sampled_nodes_dict, batch.num_sampled_edges_dict,
+                )  # fmt: skip
             size = batch["user"].batch_size
             y = targets[batch["user"].n_id[:size]]
             loss = _bce(out["fraud"][:size], y[:, 0], pw_f) + 0.5 * _bce(

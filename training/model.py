@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import HeteroConv
+from torch_geometric.utils import trim_to_layer
 
 from training.convs import EdgeSAGEConv
 
@@ -69,16 +70,28 @@ class HeteroRiskGNN(nn.Module):
         x_dict: dict[str, Tensor],
         edge_index_dict: dict[EdgeType, Tensor],
         edge_attr_dict: dict[EdgeType, Tensor] | None = None,
+        num_sampled_nodes_dict: dict[str, list[int]] | None = None,
+        num_sampled_edges_dict: dict[EdgeType, list[int]] | None = None,
     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Return (input projections, final embeddings) per node type.
 
+        On a sampled mini-batch (per-hop counts given) each layer first drops the nodes and
+        edges of the outermost hops, which no seed's output can depend on any more (PyG's
+        ``trim_to_layer``): same seed outputs, a fraction of the work.
+
         Shapes:
-            x_dict[nt]: (num_nodes[nt], in_dims[nt]) → each output (num_nodes[nt], hidden).
+            x_dict[nt]: (num_nodes[nt], in_dims[nt]) → h0 (num_nodes[nt], hidden), h
+            (nodes left after trimming, seeds first, hidden).
         """
         h0 = {nt: self.project[nt](x) for nt, x in x_dict.items()}
-        h = h0
-        for conv, norms in zip(self.convs, self.norms, strict=True):
-            out = conv(h, edge_index_dict, edge_attr_dict=edge_attr_dict or {})
+        h, edges, attrs = h0, edge_index_dict, edge_attr_dict or {}
+        for layer, (conv, norms) in enumerate(zip(self.convs, self.norms, strict=True)):
+            if num_sampled_nodes_dict is not None and num_sampled_edges_dict is not None:
+                h, edges, trimmed = trim_to_layer(
+                    layer, num_sampled_nodes_dict, num_sampled_edges_dict, h, edges, attrs or None
+                )
+                attrs = trimmed or {}
+            out = conv(h, edges, edge_attr_dict=attrs)
             assert isinstance(norms, nn.ModuleDict)
             # residual: a node type that received no messages keeps its state (still normalised)
             h = {
@@ -92,10 +105,15 @@ class HeteroRiskGNN(nn.Module):
         x_dict: dict[str, Tensor],
         edge_index_dict: dict[EdgeType, Tensor],
         edge_attr_dict: dict[EdgeType, Tensor] | None = None,
+        num_sampled_nodes_dict: dict[str, list[int]] | None = None,
+        num_sampled_edges_dict: dict[EdgeType, list[int]] | None = None,
     ) -> dict[str, Tensor]:
-        """Logits: ``fraud`` and ``default`` per user."""
-        h0, h = self.encode(x_dict, edge_index_dict, edge_attr_dict)
-        user = torch.cat([h0["user"], h["user"]], dim=-1)
+        """Logits: ``fraud`` and ``default`` per user (the first users only, when trimmed)."""
+        h0, h = self.encode(
+            x_dict, edge_index_dict, edge_attr_dict, num_sampled_nodes_dict, num_sampled_edges_dict
+        )
+        users = h["user"].size(0)
+        user = torch.cat([h0["user"][:users], h["user"]], dim=-1)
         return {
             "fraud": self.fraud_head(user).squeeze(-1),
             "default": self.default_head(user).squeeze(-1),

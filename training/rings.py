@@ -114,7 +114,7 @@ def _components(
     linked = np.zeros(n_users, dtype=bool)
     linked[users] = True
     groups = pd.DataFrame({"user": np.flatnonzero(linked), "comp": comp[:n_users][linked]})
-    out = []
+    out: list[np.ndarray] = []
     for _, members in groups.groupby("comp")["user"]:
         parts = [members.to_numpy()]
         if len(members) > cfg.max_ring_size:
