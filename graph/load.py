@@ -1,8 +1,17 @@
-"""Transactional import of a validated bundle into Neo4j: idempotent ``UNWIND $rows … MERGE`` batches.
+"""Transactional import of a validated bundle into Neo4j: idempotent upserts by bundle id.
 
 Every statement upserts by the bundle id, so importing the same bundle twice changes nothing,
 a newer bundle updates changed rows, and a load killed half-way completes when rerun.
 Parents are written before children (merchants → products → users/devices → edges).
+
+Rows travel column-wise: each batch's parameters are one list per column (``$order_id``,
+``$amount`` …), which Bolt packs several times faster than a map per row; each query walks them
+with ``UNWIND range(0, size($order_id) - 1) AS i`` (most build a ``row`` map with the
+:func:`_unwind` prefix). Rows are sent in key order (:func:`columns_for`). Orders and reviews, the bulk of an
+incremental update, first try an in-place update that finds the relationship by its id through
+the relationship index and checks its endpoints (:data:`UPDATE_ORDERS`); only rows not found
+that way (new ones, or ones whose user or product changed) go through the ``MERGE`` path, which
+locks both endpoints and walks their relationships.
 """
 
 from __future__ import annotations
@@ -12,23 +21,52 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, LiteralString
+from typing import Any, LiteralString, cast
 
 import pandas as pd
 
 from graph import schema
 from graph.bundle import ValidatedBundle, aggregate_logins
-from graph.store import GraphStore, records
+from graph.store import Columns, GraphStore, records
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
-MERCHANTS: LiteralString = """
-UNWIND $rows AS row
+
+def _unwind(*columns: LiteralString) -> LiteralString:
+    """``UNWIND`` prefix turning one list parameter per column into ``i`` and a ``row`` map.
+
+    Column names are constants of this module, never input.
+    """
+    fields = ", ".join(f"{c}: ${c}[i]" for c in columns)
+    return cast(
+        LiteralString,
+        f"UNWIND range(0, size(${columns[0]}) - 1) AS i\nWITH i, {{{fields}}} AS row\n",
+    )
+
+
+# Parameter columns per table (the bundle's columns, logins aggregated per user and device).
+COLUMNS: dict[str, tuple[LiteralString, ...]] = {
+    "merchants": ("merchant_id", "created_at", "category"),
+    "products": ("product_id", "merchant_id", "category", "price"),
+    "users": ("user_id", "created_at", "country", "features"),
+    "devices": ("device_id", "kind", "first_seen"),
+    "logins": ("user_id", "device_id", "first_ts", "last_ts", "logins"),
+    "orders": ("order_id", "user_id", "product_id", "amount", "ts", "status", "device_id"),
+    "reviews": ("review_id", "user_id", "product_id", "rating", "text", "ts"),
+    "labels": ("user_id", "fraud", "default"),
+    "rings": ("ring_id", "user_id"),
+}
+
+MERCHANTS: LiteralString = (
+    _unwind(*COLUMNS["merchants"])
+    + """
 MERGE (m:Merchant {merchant_id: row.merchant_id})
 SET m.created_at = datetime({epochMillis: row.created_at}), m.category = row.category
 """
-PRODUCTS: LiteralString = """
-UNWIND $rows AS row
+)
+PRODUCTS: LiteralString = (
+    _unwind(*COLUMNS["products"])
+    + """
 MERGE (p:Product {product_id: row.product_id})
 SET p.category = row.category, p.price = row.price
 WITH p, row
@@ -38,19 +76,25 @@ WITH p, m
 OPTIONAL MATCH (p)-[old:SOLD_BY]->(other:Merchant) WHERE other <> m
 DELETE old
 """
-USERS: LiteralString = """
-UNWIND $rows AS row
+)
+USERS: LiteralString = (
+    _unwind(*COLUMNS["users"])
+    + """
 MERGE (u:User {user_id: row.user_id})
 SET u.created_at = datetime({epochMillis: row.created_at}), u.country = row.country
 SET u += row.features
 """
-DEVICES: LiteralString = """
-UNWIND $rows AS row
+)
+DEVICES: LiteralString = (
+    _unwind(*COLUMNS["devices"])
+    + """
 MERGE (d:Device {device_id: row.device_id})
 SET d.kind = row.kind, d.first_seen = datetime({epochMillis: row.first_seen})
 """
-USES: LiteralString = """
-UNWIND $rows AS row
+)
+USES: LiteralString = (
+    _unwind(*COLUMNS["logins"])
+    + """
 MATCH (u:User {user_id: row.user_id})
 MATCH (d:Device {device_id: row.device_id})
 MERGE (u)-[r:USES]->(d)
@@ -59,8 +103,28 @@ SET r.first_seen = CASE WHEN r.first_seen IS NULL OR first < r.first_seen THEN f
     r.last_seen = CASE WHEN r.last_seen IS NULL OR last > r.last_seen THEN last ELSE r.last_seen END,
     r.logins = CASE WHEN r.logins IS NULL OR row.logins > r.logins THEN row.logins ELSE r.logins END
 """
-ORDERS: LiteralString = """
-UNWIND $rows AS row
+)
+# In-place update of orders that exist with the same endpoints: one relationship-index seek
+# per row, and only the properties whose value differs are written (a re-import of an unchanged
+# bundle writes nothing here); returns the positions it found. The hot path of an incremental
+# update, so it reads its parameters directly instead of building a ``row`` map (~8% faster).
+UPDATE_ORDERS: LiteralString = """
+UNWIND range(0, size($order_id) - 1) AS i
+MATCH (a)-[o:ORDERED {order_id: $order_id[i]}]->(b)
+WHERE a.user_id = $user_id[i] AND b.product_id = $product_id[i]
+WITH i, o, $amount[i] AS amount, $ts[i] AS ts, $status[i] AS status, $device_id[i] AS device
+FOREACH (_ IN CASE WHEN o.amount = amount THEN [] ELSE [1] END | SET o.amount = amount)
+FOREACH (_ IN CASE WHEN o.ts.epochMillis = ts THEN [] ELSE [1] END |
+  SET o.ts = datetime({epochMillis: ts}))
+FOREACH (_ IN CASE WHEN o.status = status THEN [] ELSE [1] END | SET o.status = status)
+FOREACH (_ IN CASE WHEN coalesce(o.device_id, '') = coalesce(device, '') THEN [] ELSE [1] END |
+  SET o.device_id = device)
+RETURN collect(i) AS found
+"""
+# The rest: new orders, and orders whose user or product changed (the old edge is deleted).
+ORDERS: LiteralString = (
+    _unwind(*COLUMNS["orders"])
+    + """
 MATCH (u:User {user_id: row.user_id})
 MATCH (p:Product {product_id: row.product_id})
 OPTIONAL MATCH (a)-[moved:ORDERED {order_id: row.order_id}]->(b) WHERE a <> u OR b <> p
@@ -69,8 +133,21 @@ MERGE (u)-[o:ORDERED {order_id: row.order_id}]->(p)
 SET o.amount = row.amount, o.ts = datetime({epochMillis: row.ts}), o.status = row.status,
     o.device_id = row.device_id
 """
-REVIEWS: LiteralString = """
-UNWIND $rows AS row
+)
+UPDATE_REVIEWS: LiteralString = """
+UNWIND range(0, size($review_id) - 1) AS i
+MATCH (a)-[r:REVIEWED {review_id: $review_id[i]}]->(b)
+WHERE a.user_id = $user_id[i] AND b.product_id = $product_id[i]
+WITH i, r, $rating[i] AS rating, $text[i] AS text, $ts[i] AS ts
+FOREACH (_ IN CASE WHEN r.rating = rating THEN [] ELSE [1] END | SET r.rating = rating)
+FOREACH (_ IN CASE WHEN r.text = text THEN [] ELSE [1] END | SET r.text = text)
+FOREACH (_ IN CASE WHEN r.ts.epochMillis = ts THEN [] ELSE [1] END |
+  SET r.ts = datetime({epochMillis: ts}))
+RETURN collect(i) AS found
+"""
+REVIEWS: LiteralString = (
+    _unwind(*COLUMNS["reviews"])
+    + """
 MATCH (u:User {user_id: row.user_id})
 MATCH (p:Product {product_id: row.product_id})
 OPTIONAL MATCH (a)-[moved:REVIEWED {review_id: row.review_id}]->(b) WHERE a <> u OR b <> p
@@ -78,28 +155,46 @@ DELETE moved
 MERGE (u)-[r:REVIEWED {review_id: row.review_id}]->(p)
 SET r.rating = row.rating, r.text = row.text, r.ts = datetime({epochMillis: row.ts})
 """
-LABELS: LiteralString = """
-UNWIND $rows AS row
+)
+LABELS: LiteralString = (
+    _unwind(*COLUMNS["labels"])
+    + """
 MERGE (l:Label {user_id: row.user_id})
 SET l.fraud = row.fraud, l.default = row.default
 """
-TRUTH_RINGS: LiteralString = """
-UNWIND $rows AS row
+)
+TRUTH_RINGS: LiteralString = (
+    _unwind(*COLUMNS["rings"])
+    + """
 MERGE (:TruthRingMember {ring_id: row.ring_id, user_id: row.user_id})
 """
-
-# (table, query) in write order; logins are aggregated into the USES edge first.
-WRITES: tuple[tuple[str, LiteralString], ...] = (
-    ("merchants", MERCHANTS),
-    ("products", PRODUCTS),
-    ("users", USERS),
-    ("devices", DEVICES),
-    ("logins", USES),
-    ("orders", ORDERS),
-    ("reviews", REVIEWS),
-    ("labels", LABELS),
-    ("rings", TRUTH_RINGS),
 )
+
+
+@dataclass(frozen=True)
+class Write:
+    """How one bundle table is written: the upsert, and optionally an in-place update first."""
+
+    table: str
+    query: LiteralString
+    update: LiteralString | None = None
+
+
+# In write order; logins are aggregated into the USES edge first.
+WRITES: tuple[Write, ...] = (
+    Write("merchants", MERCHANTS),
+    Write("products", PRODUCTS),
+    Write("users", USERS),
+    Write("devices", DEVICES),
+    Write("logins", USES),
+    Write("orders", ORDERS, UPDATE_ORDERS),
+    Write("reviews", REVIEWS, UPDATE_REVIEWS),
+    Write("labels", LABELS),
+    Write("rings", TRUTH_RINGS),
+)
+
+# Rows per write transaction, chosen by measurement (bench/graph_io_bench.py --batch-sizes).
+DEFAULT_BATCH_SIZE = 10_000
 
 
 @dataclass
@@ -132,41 +227,66 @@ class ImportReport:
         (report_dir / "report.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
 
 
-def rows_for(table: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Shape one clean table into the parameter rows its write query expects."""
-    if table == "users":
-        feats = [c for c in frame.columns if c.startswith(schema.FEATURE_PREFIX)]
-        base = records(frame[["user_id", "created_at", "country"]].replace({"country": {"": None}}))
-        feat_rows = records(frame[feats]) if feats else [{} for _ in base]
-        for row, f in zip(base, feat_rows, strict=True):
-            row["features"] = f
-        return base
+def _values(series: pd.Series) -> list[Any]:
+    """A column as plain python values, NaN/NA as None (Neo4j has no NaN)."""
+    if not series.hasnans:
+        return list(series.tolist())
+    return list(series.astype(object).where(series.notna(), None).tolist())
+
+
+def _blank_to_none(values: list[Any]) -> list[Any]:
+    return [None if v == "" else v for v in values]
+
+
+def columns_for(table: str, frame: pd.DataFrame) -> Columns:
+    """Shape one clean table into the parameter columns its write query expects.
+
+    Rows are put in order of their key (the first column), so that consecutive index seeks of
+    a batch touch neighbouring index and store pages: a shuffled 10% update of 1M users' orders
+    upserts about 30% faster sorted than in random order.
+    """
     if table == "logins":
-        return records(aggregate_logins(frame))
+        frame = aggregate_logins(frame)  # sorted by user and device
+    key = COLUMNS[table][0]
+    if not frame[key].is_monotonic_increasing:
+        frame = frame.sort_values(key, kind="stable")
+    out = {name: _values(frame[name]) for name in COLUMNS[table] if name != "features"}
+    if table == "users":
+        out["country"] = _blank_to_none(out["country"])
+        feats = [c for c in frame.columns if c.startswith(schema.FEATURE_PREFIX)]
+        out["features"] = records(frame[feats]) if feats else [{} for _ in range(len(frame))]
     if table == "orders":
-        out = frame.copy()
-        out["device_id"] = out["device_id"].replace({"": None})
-        return records(out)
-    return records(frame)
+        out["device_id"] = _blank_to_none(out["device_id"])
+    return out
+
+
+def rows_for(table: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The same values as :func:`columns_for`, one map per row (for one-row-at-a-time writers)."""
+    columns = columns_for(table, frame)
+    names = list(columns)
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
 def import_bundle(
     store: GraphStore,
     bundle: ValidatedBundle,
-    batch_size: int = 10_000,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     progress: ProgressFactory | None = None,
 ) -> ImportReport:
     """Upsert every clean row of ``bundle`` into Neo4j; return counts and timings."""
     store.ensure_schema()
     loaded: dict[str, int] = {}
     seconds: dict[str, float] = {}
-    for table, query in WRITES:
-        if table not in bundle.tables:
+    for write in WRITES:
+        if write.table not in bundle.tables:
             continue
         started = time.perf_counter()
-        rows = rows_for(table, bundle.tables[table])
-        tick = progress(table, len(rows)) if progress else None
-        store.write_batches(query, rows, batch_size=batch_size, progress=tick)
-        loaded[table] = len(bundle.tables[table])
-        seconds[table] = round(time.perf_counter() - started, 3)
+        columns = columns_for(write.table, bundle.tables[write.table])
+        n_rows = len(next(iter(columns.values())))
+        tick = progress(write.table, n_rows) if progress else None
+        store.write_columns(
+            write.query, columns, batch_size=batch_size, progress=tick, update=write.update
+        )
+        loaded[write.table] = len(bundle.tables[write.table])
+        seconds[write.table] = round(time.perf_counter() - started, 3)
     return ImportReport.of(bundle, loaded, seconds)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
 
 from graph.bundle import BundleError, read_bundle
+from graph.export import export_from_bundle, export_graph
 from graph.load import import_bundle
 from graph.store import GraphStore
 from serving.pipeline import run_import
@@ -98,8 +100,85 @@ def test_newer_bundle_updates_rows_without_duplicates(
     before = store.counts()
     orders = (folder / "orders.csv").read_text().replace("O1,U1,P1,10,", "O1,U1,P1,12.5,")
     (folder / "orders.csv").write_text(orders + "O8,U2,P1,3,2026-02-01T00:00:00Z,paid,\n")
+    reviews = (folder / "reviews.csv").read_text().replace("Great, really", "Fine, really")
+    (folder / "reviews.csv").write_text(reviews)
     run_import(store, neo4j_settings, folder, None, QUIET)
     after = store.counts()
     assert after["ORDERED"] == before["ORDERED"] + 1
+    assert after["REVIEWED"] == before["REVIEWED"]
     amounts = {r["o"]: r["amount"] for r in store.read(PROPS)}
     assert amounts["O1"] == 12.5
+    texts = [r["text"] for r in store.read("MATCH ()-[r:REVIEWED]->() RETURN r.text AS text")]
+    assert texts == ['Fine, really "great"\nbook']
+
+
+EDGES = """
+MATCH (u:User)-[r:ORDERED|REVIEWED]->(p:Product)
+RETURN coalesce(r.order_id, r.review_id) AS id, u.user_id AS u, p.product_id AS p,
+       r.amount AS amount, r.status AS status, r.device_id AS device, r.rating AS rating,
+       r.text AS text ORDER BY id
+"""
+
+
+def test_newer_bundle_moves_and_clears_without_duplicates(
+    store: GraphStore, neo4j_settings: Settings, tmp_path: Path
+) -> None:
+    """Changed endpoints move the edge, a cleared device goes away, unchanged rows stay."""
+    folder = write_bundle(tmp_path / "v1")
+    run_import(store, neo4j_settings, folder, None, QUIET)
+    before = store.counts()
+    orders = (folder / "orders.csv").read_text()
+    orders = orders.replace(
+        "O1,U1,P1,10,2026-01-05T10:00:00Z,paid,D1", "O1,U1,P1,10,2026-01-05T10:00:00Z,paid,"
+    )
+    orders = orders.replace("O2,U2,007,5,", "O2,U1,7,5,")
+    (folder / "orders.csv").write_text(orders)
+    reviews = (folder / "reviews.csv").read_text().replace("R1,U1,P1,5,", "R1,U2,P1,2,")
+    (folder / "reviews.csv").write_text(reviews)
+    run_import(store, neo4j_settings, folder, None, QUIET)
+    assert store.counts() == before
+    rows = {r["id"]: r for r in store.read(EDGES)}
+    assert len(store.read(EDGES)) == len(rows) == 3
+    assert rows["O1"] == {"id": "O1", "u": "U1", "p": "P1", "amount": 10.0, "status": "paid",
+                          "device": None, "rating": None, "text": None}  # fmt: skip
+    assert (rows["O2"]["u"], rows["O2"]["p"], rows["O2"]["status"]) == ("U1", "7", "chargeback")
+    assert (rows["R1"]["u"], rows["R1"]["p"], rows["R1"]["rating"]) == ("U2", "P1", 2)
+    assert rows["R1"]["text"] == 'Great, really "great"\nbook'
+
+
+def _normal(frame: pd.DataFrame, sort_by: list[str]) -> pd.DataFrame:
+    """Values only: float32/float64 and object/str differences and NaN/None spellings ignored."""
+    out = pd.DataFrame(index=range(len(frame)))
+    for col in sorted(frame.columns):
+        values = frame[col]
+        if values.dtype.kind == "f":
+            out[col] = values.astype(np.float32).astype(np.float64)
+        elif values.dtype.kind in "iu":
+            out[col] = values.astype(np.int64)
+        else:
+            out[col] = values.astype(object).where(values.notna(), None)
+    return out.sort_values(sort_by, kind="stable").reset_index(drop=True)
+
+
+def test_export_equals_the_bundle_it_was_imported_from(
+    store: GraphStore, small_bundle: Path
+) -> None:
+    """export_graph (many small chunks read by several workers) == export_from_bundle."""
+    bundle = read_bundle(small_bundle)
+    import_bundle(store, bundle)
+    got = export_graph(store, chunk=97, workers=3)
+    want = export_from_bundle(bundle)
+    assert got.feature_keys == want.feature_keys and got.feature_keys
+    for node_type, ids in want.ids.items():
+        assert got.ids[node_type].tolist() == ids.tolist()
+        pd.testing.assert_frame_equal(
+            _normal(got.nodes[node_type], ["id"]), _normal(want.nodes[node_type], ["id"])
+        )
+    for edge_type, frame in want.edges.items():
+        assert set(got.edges[edge_type].columns) == set(frame.columns)
+        keys = ["src", "dst", *(c for c in ("order_id", "review_id") if c in frame)]
+        pd.testing.assert_frame_equal(_normal(got.edges[edge_type], keys), _normal(frame, keys))
+        index = got.data[edge_type].edge_index.numpy()
+        assert (index[0] == got.edges[edge_type]["src"].to_numpy()).all()
+        assert (np.diff(index[0]) >= 0).all()  # sorted by source, like assemble
+    pd.testing.assert_frame_equal(got.labels, want.labels)
