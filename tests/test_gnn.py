@@ -66,6 +66,7 @@ def test_graph_data_appends_label_inputs_to_users(graph: GraphExport) -> None:
     assert ("user", "uses", "device") in data.edge_attr_dict
 
 
+@pytest.mark.slow
 def test_test_users_labels_never_reach_the_model(graph: GraphExport) -> None:
     """Flipping the held-out users' observed labels must not change any prediction."""
     features = build_features(graph, None)
@@ -84,6 +85,7 @@ def test_test_users_labels_never_reach_the_model(graph: GraphExport) -> None:
     assert first.metrics["fraud"]["auroc"] != second.metrics["fraud"]["auroc"]
 
 
+@pytest.mark.slow
 def test_mini_batch_training_learns(graph: GraphExport) -> None:
     features = build_features(graph, None)
     config = TrainConfig(epochs=15, patience=15, split="stratified", batch_size=128, device="cpu")
@@ -95,6 +97,7 @@ def test_mini_batch_training_learns(graph: GraphExport) -> None:
 
 
 @pytest.mark.gpu
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_training_runs_on_the_gpu_with_the_same_code(graph: GraphExport) -> None:
     features = build_features(graph, None)
