@@ -18,7 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -72,9 +71,8 @@ def main() -> None:
             name = f"{device} ({torch.cuda.get_device_name()}, bf16 autocast)"
         rows.append({
             "device": name,
-            "seeds/epoch": int(len(result.split.train) * (1 - config.label_input_share)),
-            "batches/epoch": int(np.ceil(len(result.split.train) * (1 - config.label_input_share)
-                                         / config.batch_size)),
+            "seeds/epoch": int(h["seeds"].iloc[0]),
+            "batches/epoch": int(h["batches"].iloc[0]),
             "first epoch s": round(float(h["train_seconds"].iloc[0]), 2),
             "epoch s": round(float(later.mean()), 2),
             "eval pass s": round(float((h["seconds"] - h["train_seconds"]).mean()), 2),

@@ -227,7 +227,7 @@ def export_graph(
     labels = _frame(store.read_packed(LABELS))
     for key in ("fraud", "default"):
         labels[key] = pd.to_numeric(labels[key]).where(lambda v: v >= 0)
-    label_frame = _user_labels(pd.Index(ids["user"]), labels)
+    label_frame = user_labels(pd.Index(ids["user"]), labels)
     return GraphExport(build_data(ids, frames), ids, nodes, frames, label_frame, feature_keys)
 
 
@@ -399,11 +399,11 @@ def assemble(
         frames[relation.edge_type] = frame.sort_values(["src", "dst"], kind="stable").reset_index(
             drop=True
         )
-    label_frame = _user_labels(index["user"], labels)
+    label_frame = user_labels(index["user"], labels)
     return GraphExport(build_data(ids, frames), ids, nodes, frames, label_frame, feature_keys)
 
 
-def _user_labels(users: pd.Index, labels: pd.DataFrame) -> pd.DataFrame:
+def user_labels(users: pd.Index, labels: pd.DataFrame) -> pd.DataFrame:
     """``fraud``/``default`` per user (aligned with ``users``), NaN where not observed."""
     n_users = len(users)
     label_frame = pd.DataFrame(

@@ -23,7 +23,7 @@ from encoders.features import NodeFeatures, build_features
 from encoders.text import ReviewEncoder
 from graph.bulk import BulkImportError, BulkReport, bulk_import
 from graph.bundle import read_bundle
-from graph.export import GraphExport, existing_ids, export_graph
+from graph.export import GraphExport, existing_ids, export_graph, user_labels
 from graph.load import ImportReport, import_bundle
 from graph.store import GraphStore
 from graph.writeback import replace_rings, write_merchant_scores, write_user_scores
@@ -165,13 +165,8 @@ def read_truth(path: Path, graph: GraphExport) -> dict[str, np.ndarray]:
     missing = {"user_id", "fraud", "default"} - set(frame.columns)
     if missing:
         raise ValueError(f"{path}: truth table lacks columns {sorted(missing)}")
-    pos = graph.index_of("user", frame["user_id"].to_numpy(dtype=object))
-    out = {}
-    for head in ("fraud", "default"):
-        values = np.full(len(graph.ids["user"]), np.nan)
-        values[pos[pos >= 0]] = pd.to_numeric(frame[head], errors="coerce").to_numpy()[pos >= 0]
-        out[head] = values
-    return out
+    truth = user_labels(pd.Index(graph.ids["user"]), frame.rename(columns={"user_id": "id"}))
+    return {head: truth[head].to_numpy(np.float64) for head in ("fraud", "default")}
 
 
 def run_score(

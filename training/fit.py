@@ -187,7 +187,8 @@ def fit(
         logits = predict_logits(model, data)
         val = binary_metrics(y_fraud[split.val], logits["fraud"][split.val])
         row = {"epoch": epoch, "loss": total / max(batches, 1), "val_auprc": val["auprc"],
-               "val_auroc": val["auroc"], "train_seconds": train_seconds,
+               "val_auroc": val["auroc"], "seeds": len(train_users), "batches": batches,
+               "train_seconds": train_seconds,
                "seconds": time.perf_counter() - started}  # fmt: skip
         history.append(row)
         if on_epoch:
