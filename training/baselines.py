@@ -69,23 +69,19 @@ def _scalars(features: NodeFeatures, normaliser: Normaliser) -> dict[str, np.nda
     return {nt: s.transform(features.scalars[nt]) for nt, s in normaliser.scalers.items()}
 
 
-def compare(
+def model_scores(
     g: GraphExport,
     features: NodeFeatures,
     normaliser: Normaliser,
     split: UserSplit,
     gnn_scores: dict[str, np.ndarray],
     seed: int = 0,
-    truth: dict[str, np.ndarray] | None = None,
-) -> pd.DataFrame:
-    """One row per (labels, head, model): AUROC, AUPRC, recall at 1% FPR and KS on test users.
-
-    Every model is fitted on the observed training labels; the test users are scored against
-    the observed labels and, when ``truth`` is given, also against the ground truth.
+) -> dict[tuple[str, str], np.ndarray]:
+    """(head, model) -> score of every user: the GNN's and each baseline's, every baseline
+    fitted on the observed training labels of ``split``.
 
     Args:
         gnn_scores: head -> the GNN's score for every user (any monotone transform works).
-        truth: head -> true label of every user (a generated marketplace's ``truth.csv``).
     """
     x = _scalars(features, normaliser)
     own = x["user"]
@@ -101,15 +97,42 @@ def compare(
         "gradient boosting (neighbour-aggregated)": (
             lambda: HistGradientBoostingClassifier(random_state=seed), graph_x),
     }  # fmt: skip
-    observed = {head: g.labels[head].to_numpy(np.float64) for head in ("fraud", "default")}
-    label_sets = {"observed": observed, **({"truth": truth} if truth is not None else {})}
     scores: dict[tuple[str, str], np.ndarray] = {}
-    for head, y in observed.items():
+    for head in ("fraud", "default"):
+        y = g.labels[head].to_numpy(np.float64)
         train = split.train[~np.isnan(y[split.train])]
         scores[(head, "hetero GNN")] = gnn_scores[head]
         for name, (make, matrix) in models.items():
             model = make().fit(matrix[train], y[train].astype(int))
             scores[(head, name)] = model.predict_proba(matrix)[:, 1]
+    return scores
+
+
+def compare(
+    g: GraphExport,
+    features: NodeFeatures,
+    normaliser: Normaliser,
+    split: UserSplit,
+    gnn_scores: dict[str, np.ndarray],
+    seed: int = 0,
+    truth: dict[str, np.ndarray] | None = None,
+    scores: dict[tuple[str, str], np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """One row per (labels, head, model): AUROC, AUPRC, recall at 1% FPR and KS on test users.
+
+    Every model is fitted on the observed training labels; the test users are scored against
+    the observed labels and, when ``truth`` is given, also against the ground truth.
+
+    Args:
+        gnn_scores: head -> the GNN's score for every user (any monotone transform works).
+        truth: head -> true label of every user (a generated marketplace's ``truth.csv``).
+        scores: every model's scores from :func:`model_scores`, when the caller already has
+            them (the baselines are then not fitted again).
+    """
+    if scores is None:
+        scores = model_scores(g, features, normaliser, split, gnn_scores, seed)
+    observed = {head: g.labels[head].to_numpy(np.float64) for head in ("fraud", "default")}
+    label_sets = {"observed": observed, **({"truth": truth} if truth is not None else {})}
     rows = []
     for against, labels in label_sets.items():
         for (head, name), score in scores.items():

@@ -229,11 +229,18 @@ def fit(
     )
 
 
+INFERENCE_MAX_EDGES = 1 << 21  # edges whose messages exist at once in a full-graph pass
+
+
 @torch.inference_mode()
-def predict_logits(model: HeteroRiskGNN, data: HeteroData) -> dict[str, np.ndarray]:
-    """Raw logits per head for every node, one full-graph pass (model left in eval mode)."""
+def predict_logits(
+    model: HeteroRiskGNN, data: HeteroData, max_edges: int = INFERENCE_MAX_EDGES
+) -> dict[str, np.ndarray]:
+    """Raw logits per head for every node, a full-graph pass layer by layer whose messages
+    are computed ``max_edges`` edges at a time, so a million-user graph is scored in bounded
+    memory (model left in eval mode)."""
     model.eval()
-    out = model(data.x_dict, data.edge_index_dict, data.edge_attr_dict)
+    out = model(data.x_dict, data.edge_index_dict, data.edge_attr_dict, max_edges=max_edges)
     return {k: v.float().cpu().numpy() for k, v in out.items()}
 
 

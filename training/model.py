@@ -72,12 +72,18 @@ class HeteroRiskGNN(nn.Module):
         edge_attr_dict: dict[EdgeType, Tensor] | None = None,
         num_sampled_nodes_dict: dict[str, list[int]] | None = None,
         num_sampled_edges_dict: dict[EdgeType, list[int]] | None = None,
+        max_edges: int | None = None,
     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Return (input projections, final embeddings) per node type.
 
         On a sampled mini-batch (per-hop counts given) each layer first drops the nodes and
         edges of the outermost hops, which no seed's output can depend on any more (PyG's
         ``trim_to_layer``): same seed outputs, a fraction of the work.
+
+        With ``max_edges`` (full-graph inference) each layer is computed for every node
+        before the next one starts, its messages at most ``max_edges`` edges at a time (see
+        :meth:`_conv_chunked`): the result is the same as one pass, but peak memory is
+        bounded by the chunk instead of growing with the graph's edge count.
 
         Shapes:
             x_dict[nt]: (num_nodes[nt], in_dims[nt]) → h0 (num_nodes[nt], hidden), h
@@ -91,7 +97,10 @@ class HeteroRiskGNN(nn.Module):
                     layer, num_sampled_nodes_dict, num_sampled_edges_dict, h, edges, attrs or None
                 )
                 attrs = trimmed or {}
-            out = conv(h, edges, edge_attr_dict=attrs)
+            if max_edges is not None and num_sampled_nodes_dict is None:
+                out = self._conv_chunked(conv, h, edges, attrs, max_edges)
+            else:
+                out = conv(h, edges, edge_attr_dict=attrs)
             assert isinstance(norms, nn.ModuleDict)
             # residual: a node type that received no messages keeps its state (still normalised)
             h = {
@@ -100,6 +109,56 @@ class HeteroRiskGNN(nn.Module):
             }
         return h0, h
 
+    @staticmethod
+    def _conv_chunked(
+        conv: HeteroConv,
+        h: dict[str, Tensor],
+        edges: dict[EdgeType, Tensor],
+        attrs: dict[EdgeType, Tensor],
+        max_edges: int,
+    ) -> dict[str, Tensor]:
+        """``conv(h, edges, edge_attr_dict=attrs)``, computed a block of destinations at a time.
+
+        Edges are grouped by destination, so each block holds whole neighbourhoods and its
+        mean and max are exact; only the block's sources are projected (``unique``), so the
+        work stays proportional to the edges. A destination with more than ``max_edges``
+        edges gets a block of its own.
+        """
+        out: dict[str, Tensor] = {}
+        for et, edge_index in edges.items():
+            src, _, dst = et
+            if src not in h or dst not in h:
+                continue
+            module = conv.convs[et]
+            attr = attrs.get(et)
+            n_dst = h[dst].size(0)
+            if edge_index.size(1) <= max_edges:
+                msg = module((h[src], h[dst]), edge_index, attr)
+            else:
+                order = torch.argsort(edge_index[1], stable=True)
+                dst_sorted = edge_index[1, order]
+                ends = torch.searchsorted(
+                    dst_sorted, torch.arange(1, n_dst + 1, device=order.device)
+                )
+                msg = h[dst].new_empty((n_dst, module.lin_out.out_features))
+                lo = 0
+                while lo < n_dst:
+                    # largest hi whose edges [ends[lo-1], ends[hi-1]) fit, at least one node
+                    first = int(ends[lo - 1]) if lo else 0
+                    hi = int(torch.searchsorted(ends, first + max_edges, right=True))
+                    hi = min(max(hi, lo + 1), n_dst)
+                    sel = order[first : int(ends[hi - 1])]
+                    sources, local_src = torch.unique(edge_index[0, sel], return_inverse=True)
+                    block = torch.stack([local_src, edge_index[1, sel] - lo])
+                    msg[lo:hi] = module(
+                        (h[src][sources], h[dst][lo:hi]),
+                        block,
+                        None if attr is None else attr[sel],
+                    )
+                    lo = hi
+            out[dst] = msg if dst not in out else out[dst] + msg
+        return out
+
     def forward(
         self,
         x_dict: dict[str, Tensor],
@@ -107,10 +166,16 @@ class HeteroRiskGNN(nn.Module):
         edge_attr_dict: dict[EdgeType, Tensor] | None = None,
         num_sampled_nodes_dict: dict[str, list[int]] | None = None,
         num_sampled_edges_dict: dict[EdgeType, list[int]] | None = None,
+        max_edges: int | None = None,
     ) -> dict[str, Tensor]:
         """Logits: ``fraud`` and ``default`` per user (the first users only, when trimmed)."""
         h0, h = self.encode(
-            x_dict, edge_index_dict, edge_attr_dict, num_sampled_nodes_dict, num_sampled_edges_dict
+            x_dict,
+            edge_index_dict,
+            edge_attr_dict,
+            num_sampled_nodes_dict,
+            num_sampled_edges_dict,
+            max_edges,
         )
         users = h["user"].size(0)
         user = torch.cat([h0["user"][:users], h["user"]], dim=-1)

@@ -1,0 +1,75 @@
+"""Full-graph inference: the chunked pass against one single pass, same model, same process.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/inference_bench.py --users 1000000
+
+Generates a marketplace (default generator settings, seed 0; reused if ``--out`` exists),
+builds the behaviour features (no BERT: memory, not accuracy, is measured here) and runs
+one randomly initialised ``HeteroRiskGNN`` over every node twice: first chunked (messages of at
+most ``--max-edges`` edges at a time, as validation and scoring run it), then as one
+single pass (the baseline). Peak RSS only grows, so the chunked pass goes first and each
+line shows the peak so far. The last line is the largest logit difference between the two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from pathlib import Path
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    from training.fit import INFERENCE_MAX_EDGES
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--out", type=Path, default=None, help="bundle folder (kept)")
+    parser.add_argument("--max-edges", type=int, default=INFERENCE_MAX_EDGES)
+    args = parser.parse_args()
+
+    import numpy as np
+    import torch
+
+    from encoders.features import Normaliser, build_features
+    from graph.bundle import read_bundle
+    from graph.export import export_from_bundle
+    from graph.generator import GeneratorConfig, generate_marketplace
+    from training.inputs import edge_dims, graph_data
+    from training.model import HeteroRiskGNN
+
+    out = args.out or Path(f"/tmp/riskgraph-inference-bench-{args.users}")
+    started = time.perf_counter()
+    if not out.exists():
+        generate_marketplace(GeneratorConfig(n_users=args.users, seed=0), out)
+    g = export_from_bundle(read_bundle(out))
+    features = build_features(g, None)
+    y = g.labels["fraud"].to_numpy(np.float64)
+    known = np.flatnonzero(~np.isnan(y))
+    data = graph_data(g, Normaliser.fit(features, known).transform(features), y, known)
+    del g, features
+    print(f"generate + export + features {time.perf_counter() - started:.0f} s", flush=True)
+    dims = {nt: int(data[nt].x.size(1)) for nt in data.node_types}
+    torch.manual_seed(0)
+    model = HeteroRiskGNN(dims, list(data.edge_types), edge_dims(data)).eval()
+    edges = sum(int(e.size(1)) for e in data.edge_index_dict.values())
+    base = _peak_mib()
+    print(f"{args.users:,} users, {edges:,} directed edges; peak RSS before: {base:,.0f} MiB")
+    logits = {}
+    for name, max_edges in (("chunked (ours)", args.max_edges), ("single pass", None)):
+        started = time.perf_counter()
+        with torch.inference_mode():
+            out_ = model(data.x_dict, data.edge_index_dict, data.edge_attr_dict,
+                         max_edges=max_edges)  # fmt: skip
+        logits[name] = out_["fraud"]
+        print(f"{name:>15}: {time.perf_counter() - started:6.1f} s, peak RSS "
+              f"{_peak_mib():,.0f} MiB (+{_peak_mib() - base:,.0f})", flush=True)  # fmt: skip
+    diff = (logits["chunked (ours)"] - logits["single pass"]).abs().max()
+    print(f"max |logit difference| {float(diff):.2e}")
+
+
+if __name__ == "__main__":
+    main()
