@@ -28,6 +28,9 @@ class NodeFeatures:
     scalars: dict[str, pd.DataFrame]
     embeddings: dict[str, np.ndarray]
     text: TextFeatures | None = None
+    text_model: str | None = None
+    """The review encoder's ``model_id`` (checkpoint, settings, int8 scheme), or ``None``
+    without text: a model must score with the embeddings it was trained on."""
 
     def feature_names(self) -> dict[str, list[str]]:
         return {nt: list(frame.columns) for nt, frame in self.scalars.items()}
@@ -50,7 +53,8 @@ def build_features(
         for nt, frame in text.scalars.items():
             scalars[nt] = pd.concat([scalars[nt], frame.add_prefix("text_")], axis=1)
         embeddings = text.embeddings
-    return NodeFeatures(scalars, embeddings, text)
+    text_model = encoder.model_id if encoder is not None else None
+    return NodeFeatures(scalars, embeddings, text, text_model)
 
 
 @dataclass

@@ -25,6 +25,9 @@ class TextEncoder(Protocol):
     @property
     def dim(self) -> int: ...
 
+    @property
+    def model_id(self) -> str: ...
+
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray: ...
 
 

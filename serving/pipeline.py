@@ -61,7 +61,8 @@ def load_context(
         settings.review_model,
         batch_size=settings.encode_batch_size,
         cache_dir=settings.embedding_cache_dir,
-        device=settings.device,
+        device="cpu" if settings.encode_int8 else settings.device,
+        quantize_int8=settings.encode_int8,
     )
     features = build_features(graph, encoder, show_progress=console.is_terminal)
     return GraphContext(graph, features)

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         description="BERT-family checkpoint: a local folder or an installed package shipping model/",
     )
     encode_batch_size: int = 64
+    encode_int8: bool = Field(
+        False,
+        description="encode reviews with the int8 CPU encoder (~2.8x faster, cosine >= 0.99 "
+        "to fp32); a model scores only with the encoder setting it was trained with",
+    )
     embedding_cache: bool = True
 
     # -- training ------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -105,11 +106,14 @@ def test_scoring_refuses_an_artifact_with_other_features(scored, neo4j_settings:
     artifact = load_artifact(neo4j_settings.artifacts, scored["version"])
     features = ctx.features
     renamed = features.scalars["user"].rename(columns={"chargeback_rate": "cb_rate"})
-    other = type(features)(
-        {**features.scalars, "user": renamed}, features.embeddings, features.text
-    )
+    other = dataclasses.replace(features, scalars={**features.scalars, "user": renamed})
     with pytest.raises(FeatureMismatchError, match="chargeback_rate"):
         score_users(ctx.graph, other, artifact)
+    # Same columns, embeddings from another encoder (checkpoint or int8 setting): refused too.
+    assert features.text_model is not None and artifact.config["text_model"] == features.text_model
+    swapped = dataclasses.replace(features, text_model=features.text_model + "-int8")
+    with pytest.raises(FeatureMismatchError, match="review embeddings from"):
+        score_users(ctx.graph, swapped, artifact)
 
 
 def test_moving_the_top_reason_feature_to_the_median_lowers_the_risk(
@@ -127,8 +131,9 @@ def test_moving_the_top_reason_feature_to_the_median_lowers_the_risk(
     for i, code in zip(risky.index, first_code[risky.index], strict=True):
         edited = user.copy()
         edited.loc[i, code] = user[code].median()
-        features = type(ctx.features)({**ctx.features.scalars, "user": edited},
-                                      ctx.features.embeddings, ctx.features.text)  # fmt: skip
+        features = dataclasses.replace(
+            ctx.features, scalars={**ctx.features.scalars, "user": edited}
+        )
         again = score_users(ctx.graph, features, artifact).frame["risk_score"].to_numpy()
         lowered.append(again[i] < frame["risk_score"].to_numpy()[i])
     assert np.mean(lowered) >= 0.8, lowered

@@ -50,6 +50,14 @@ class ModelArtifact:
                     f"(missing: {missing or 'none'}, unexpected: {extra or 'none'}); retrain with "
                     "`riskgraph train`"
                 )
+        trained_on = self.config.get("text_model")
+        if trained_on is not None and features.text_model != trained_on:
+            raise FeatureMismatchError(
+                f"artifact {self.version} was trained on review embeddings from {trained_on}, "
+                f"the graph's come from {features.text_model or 'no review encoder'}; set "
+                "RISKGRAPH_REVIEW_MODEL / RISKGRAPH_ENCODE_INT8 as they were at training, or "
+                "retrain with `riskgraph train`"
+            )
         for nt, emb in features.embeddings.items():
             label_inputs = len(LABEL_INPUTS) if nt == "user" else 0
             want = self.config["in_dims"][nt] - len(self.feature_names[nt]) - label_inputs
@@ -71,6 +79,7 @@ def save_artifact(
         "edge_dims": [[*et, d] for et, d in result.edge_dims.items()],
         "train": asdict(result.config),
         "feature_names": result.feature_names,
+        "text_model": result.text_model,
         "normaliser": result.normaliser.to_dict(),
         "calibrators": {k: asdict(v) for k, v in result.calibrators.items()},
         "scale": scale.to_dict(),

@@ -66,6 +66,7 @@ class TrainResult:
     edge_types: list[EdgeType]
     edge_dims: dict[EdgeType, int]
     feature_names: dict[str, list[str]]
+    text_model: str | None = None  # NodeFeatures.text_model of the training features
     history: list[dict[str, float]] = field(default_factory=list)
     logits: dict[str, np.ndarray] = field(default_factory=dict)  # best model, every user
     comparison: pd.DataFrame | None = None  # filled by ``train --compare``
@@ -224,6 +225,7 @@ def fit(
         edge_types=list(data.edge_types),
         edge_dims=dims,
         feature_names=features.feature_names(),
+        text_model=features.text_model,
         history=history,
         logits=logits,
     )
