@@ -6,8 +6,15 @@ Generates a marketplace (default generator settings, seed 0; reused if ``--out``
 builds the behaviour features (no BERT: memory, not accuracy, is measured here) and runs
 one randomly initialised ``HeteroRiskGNN`` over every node twice: first chunked (messages of at
 most ``--max-edges`` edges at a time, as validation and scoring run it), then as one
-single pass (the baseline). Peak RSS only grows, so the chunked pass goes first and each
-line shows the peak so far. The last line is the largest logit difference between the two.
+single pass (the baseline), and prints the largest logit difference between the two.
+
+With ``--reasons`` it does the same for the reasons' gradient × input: the blocked reverse
+pass (``training.attribution.user_attributions``, as scoring runs it) against one autograd
+pass over the whole graph, and the largest difference relative to the largest attribution.
+
+Peak RSS only grows, so ours run first (chunked pass, then blocked reasons) and the
+baselines after them; each line shows the peak so far. A baseline that does not fit in
+memory is killed by the kernel after ours have printed.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, default=None, help="bundle folder (kept)")
     parser.add_argument("--max-edges", type=int, default=INFERENCE_MAX_EDGES)
+    parser.add_argument("--reasons", action="store_true", help="also time the attributions")
     args = parser.parse_args()
 
     import numpy as np
@@ -58,17 +66,39 @@ def main() -> None:
     edges = sum(int(e.size(1)) for e in data.edge_index_dict.values())
     base = _peak_mib()
     print(f"{args.users:,} users, {edges:,} directed edges; peak RSS before: {base:,.0f} MiB")
-    logits = {}
-    for name, max_edges in (("chunked (ours)", args.max_edges), ("single pass", None)):
+    started = time.perf_counter()
+    with torch.inference_mode():
+        chunked = model(data.x_dict, data.edge_index_dict, data.edge_attr_dict,
+                        max_edges=args.max_edges)["fraud"]  # fmt: skip
+    _line("chunked (ours)", started, base)
+    blocked = None
+    if args.reasons:
+        from training.attribution import user_attributions
+
         started = time.perf_counter()
-        with torch.inference_mode():
-            out_ = model(data.x_dict, data.edge_index_dict, data.edge_attr_dict,
-                         max_edges=max_edges)  # fmt: skip
-        logits[name] = out_["fraud"]
-        print(f"{name:>15}: {time.perf_counter() - started:6.1f} s, peak RSS "
-              f"{_peak_mib():,.0f} MiB (+{_peak_mib() - base:,.0f})", flush=True)  # fmt: skip
-    diff = (logits["chunked (ours)"] - logits["single pass"]).abs().max()
-    print(f"max |logit difference| {float(diff):.2e}")
+        blocked = user_attributions(model, data, args.max_edges)
+        _line("reasons blocked (ours)", started, base)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        single = model(data.x_dict, data.edge_index_dict, data.edge_attr_dict)["fraud"]
+    _line("single pass", started, base)
+    print(f"max |logit difference| {float((chunked - single).abs().max()):.2e}", flush=True)
+    if blocked is not None:
+        started = time.perf_counter()
+        xu = data["user"].x.clone().requires_grad_(True)
+        out = model({**data.x_dict, "user": xu}, data.edge_index_dict, data.edge_attr_dict)
+        out["fraud"].sum().backward()
+        assert xu.grad is not None
+        whole = (xu.grad * xu).detach().numpy()
+        _line("reasons whole-graph autograd", started, base)
+        scale = max(float(np.abs(whole).max()), 1e-30)
+        print(f"max |attribution difference| / max |attribution| "
+              f"{float(np.abs(blocked - whole).max()) / scale:.2e}")  # fmt: skip
+
+
+def _line(name: str, started: float, base: float) -> None:
+    print(f"{name:>28}: {time.perf_counter() - started:6.1f} s, peak RSS "
+          f"{_peak_mib():,.0f} MiB (+{_peak_mib() - base:,.0f})", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

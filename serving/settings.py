@@ -11,6 +11,10 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from training.config import TrainConfig
+
+_TRAIN = TrainConfig()  # the library's defaults are the settings' defaults
+
 
 def _default_state_dir() -> Path:
     base = Path.home() / ".local" / "state"
@@ -59,19 +63,25 @@ class Settings(BaseSettings):
     embedding_cache: bool = True
 
     # -- training ------------------------------------------------------------------------
-    seed: int = 0
+    seed: int = _TRAIN.seed
     split: str = Field(
-        "time",
+        _TRAIN.split,
         pattern="^(time|stratified)$",
         description="held-out split: time (train on earlier accounts, test on later) or stratified",
     )
-    hidden_dim: int = 64
-    epochs: int = 60
-    patience: int = 10
-    learning_rate: float = 0.005
-    batch_size: int = Field(1024, ge=1, description="seed users per training mini-batch")
-    fanouts: list[int] = Field([10, 5], description="sampled neighbours per relation and hop")
-    label_trick: bool = Field(True, description="neighbours' known fraud labels as GNN inputs")
+    hidden_dim: int = _TRAIN.hidden
+    epochs: int = _TRAIN.epochs
+    patience: int = _TRAIN.patience
+    learning_rate: float = _TRAIN.lr
+    batch_size: int = Field(
+        _TRAIN.batch_size, ge=1, description="seed users per training mini-batch"
+    )
+    fanouts: list[int] = Field(
+        list(_TRAIN.fanouts), description="sampled neighbours per relation and hop"
+    )
+    label_trick: bool = Field(
+        _TRAIN.label_trick, description="neighbours' known fraud labels as GNN inputs"
+    )
     device: str | None = Field(None, description="torch device; default cuda when present")
 
     # -- credit score scaling (points to double the odds) --------------------------------

@@ -14,6 +14,7 @@ from encoders.features import build_features
 from graph.bundle import read_bundle
 from graph.export import GraphExport, export_from_bundle
 from graph.sampler import HeteroNeighborSampler
+from training.attribution import user_attributions
 from training.convs import EdgeSAGEConv
 from training.fit import TrainConfig, fit
 from training.inputs import edge_dims, graph_data, label_inputs
@@ -141,3 +142,29 @@ def test_chunked_full_graph_pass_equals_the_single_pass(graph: GraphExport) -> N
                             max_edges=max_edges)  # fmt: skip
             for head in ("fraud", "default"):
                 torch.testing.assert_close(chunked[head], whole[head], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_blocked_attributions_equal_whole_graph_autograd(graph: GraphExport) -> None:
+    """Reasons' gradient × input, taken a block of destinations at a time layer by layer in
+    reverse, equals one autograd pass over the whole graph (both heads, 2 and 3 layers)."""
+    features = build_features(graph, None)
+    x = {nt: f.to_numpy(np.float32) for nt, f in features.scalars.items()}
+    y = graph.labels["fraud"].to_numpy(np.float64)
+    data = graph_data(graph, x, y, np.flatnonzero(~np.isnan(y)))
+    dims = {nt: int(data[nt].x.size(1)) for nt in data.node_types}
+    biggest = max(int(ei.size(1)) for ei in data.edge_index_dict.values())
+    for layers, head in ((2, "fraud"), (2, "default"), (3, "fraud")):
+        torch.manual_seed(layers)
+        model = HeteroRiskGNN(dims, list(data.edge_types), edge_dims(data), hidden=16,
+                              layers=layers).eval()  # fmt: skip
+        xu = data["user"].x.clone().requires_grad_(True)
+        out = model({**data.x_dict, "user": xu}, data.edge_index_dict, data.edge_attr_dict)
+        out[head].sum().backward()
+        assert xu.grad is not None
+        reference = (xu.grad * xu).detach().numpy()
+        scale = float(np.abs(reference).max())
+        assert scale > 0
+        for max_edges in (biggest // 5, 300):  # blocks smaller than a relation, and small
+            blocked = user_attributions(model, data, max_edges, head=head)
+            np.testing.assert_allclose(blocked, reference, rtol=1e-3, atol=1e-5 * scale)

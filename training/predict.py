@@ -3,6 +3,8 @@
 Reasons come from gradient × input attributions on the user's own behaviour features (inputs
 are standardised, so zero is the population mean and the product says how far the value pushes
 the fraud logit), phrased with the raw value, plus a graph reason naming the most shared device.
+The gradient is taken block by block (``training.attribution``), so scoring a million users
+keeps at most ``INFERENCE_MAX_EDGES`` edges' messages in memory, forward and backward.
 """
 
 from __future__ import annotations
@@ -11,13 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
-from torch_geometric.data import HeteroData
 
 from encoders.features import NodeFeatures
 from graph.export import GraphExport
 from training.artifact import ModelArtifact
-from training.fit import pick_device, predict_logits
+from training.attribution import user_attributions
+from training.fit import INFERENCE_MAX_EDGES, pick_device, predict_logits
 from training.inputs import graph_data
 from training.scorecard import p_bad, risk_band
 
@@ -117,7 +118,7 @@ def score_users(
     credit = artifact.scale.score(bad)
 
     names = artifact.feature_names["user"]
-    attributions = _user_attributions(model, data)[:, : len(names)]
+    attributions = user_attributions(model, data, INFERENCE_MAX_EDGES)[:, : len(names)]
     top = np.argsort(-attributions, axis=1)[:, : TOP_REASONS + len(DEVICE_FEATURES)]
     raw = features.scalars["user"][names].to_numpy(np.float64)
     graph_reason = shared_device_reasons(g)
@@ -167,15 +168,3 @@ def merchant_risk(g: GraphExport, p_fraud: np.ndarray, prior_weight: float = 5.0
                             minlength=n)  # fmt: skip
     prior = float(np.mean(p_fraud)) if len(p_fraud) else 0.0
     return (risk + prior_weight * prior) / (weight + prior_weight)
-
-
-def _user_attributions(model: torch.nn.Module, data: HeteroData) -> np.ndarray:
-    """Gradient × input of each user's fraud logit w.r.t. that user's own input features."""
-    model.eval()
-    x_dict = dict(data.x_dict)
-    xu = x_dict["user"].detach().clone().requires_grad_(True)
-    with torch.enable_grad():
-        out = model({**x_dict, "user": xu}, data.edge_index_dict, data.edge_attr_dict)
-        out["fraud"].sum().backward()
-    assert xu.grad is not None
-    return (xu.grad * xu).detach().cpu().numpy()

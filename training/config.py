@@ -1,0 +1,30 @@
+"""Training hyper-parameters: a plain dataclass, importable without torch.
+
+``serving.settings`` takes its defaults from here, so the ``RISKGRAPH_*`` settings and the
+library's defaults cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters, recorded in the artifact so a model can be reproduced."""
+
+    hidden: int = 64
+    layers: int = 2
+    dropout: float = 0.2
+    epochs: int = 60
+    patience: int = 10
+    lr: float = 0.005
+    weight_decay: float = 1e-4
+    seed: int = 0
+    device: str | None = None
+    split: str = "time"  # train on earlier accounts, test on later ones; or "stratified"
+    batch_size: int = 1024
+    fanouts: tuple[int, ...] = (10, 5)  # neighbours per relation and hop
+    label_trick: bool = True  # neighbours' known fraud labels as inputs (see training.inputs)
+    label_input_share: float = 0.5  # share of training labels shown (not predicted) per epoch
+    class_weighting: str = "balanced"  # positive weight neg/pos ("balanced"), its "sqrt", "none"
