@@ -137,15 +137,17 @@ def run_train(
         hidden=settings.hidden_dim, epochs=settings.epochs, patience=settings.patience,
         lr=settings.learning_rate, seed=settings.seed, device=settings.device,
         split=settings.split, batch_size=settings.batch_size, fanouts=tuple(settings.fanouts),
-        label_trick=settings.label_trick,
+        label_trick=settings.label_trick, ensemble=settings.ensemble,
     )  # fmt: skip
     truth = read_truth(truth_path, ctx.graph) if truth_path else None
     with progress_bar(console) as bar:
-        task = bar.add_task("train", total=config.epochs)
+        task = bar.add_task("train", total=config.epochs * config.ensemble)
 
-        def on_epoch(epoch: int, row: dict[str, float]) -> None:
-            bar.update(task, completed=epoch,
-                       description=f"train loss {row['loss']:.3f} val AUPRC {row['val_auprc']:.3f}")  # fmt: skip
+        def on_epoch(_: int, row: dict[str, float]) -> None:
+            member = int(row["member"])
+            bar.update(task, completed=member * config.epochs + int(row["epoch"]),
+                       description=f"train model {member + 1}/{config.ensemble} "
+                                   f"loss {row['loss']:.3f} val AUPRC {row['val_auprc']:.3f}")  # fmt: skip
 
         result = fit(ctx.graph, ctx.features, config, on_epoch, truth)
     if compare_baselines:

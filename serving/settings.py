@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     label_trick: bool = Field(
         _TRAIN.label_trick, description="neighbours' known fraud labels as GNN inputs"
     )
+    ensemble: int = Field(
+        3,  # the product's choice; the library's TrainConfig default is a single model
+        ge=1,
+        description="GNNs trained from consecutive seeds, logits averaged: steadier held-out "
+        "results for that many times the training time",
+    )
     device: str | None = Field(None, description="torch device; default cuda when present")
 
     # -- credit score scaling (points to double the odds) --------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +15,13 @@ from encoders.features import build_features
 from graph.bundle import read_bundle
 from graph.export import GraphExport, export_from_bundle
 from graph.sampler import HeteroNeighborSampler
+from training.artifact import load_artifact, save_artifact
 from training.attribution import user_attributions
 from training.convs import EdgeSAGEConv
-from training.fit import TrainConfig, fit
+from training.fit import TrainConfig, fit, predict_logits
 from training.inputs import edge_dims, graph_data, label_inputs
-from training.model import HeteroRiskGNN
+from training.model import HeteroRiskGNN, RiskEnsemble
+from training.scorecard import ScoreScale
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +171,37 @@ def test_blocked_attributions_equal_whole_graph_autograd(graph: GraphExport) -> 
         for max_edges in (biggest // 5, 300):  # blocks smaller than a relation, and small
             blocked = user_attributions(model, data, max_edges, head=head)
             np.testing.assert_allclose(blocked, reference, rtol=1e-3, atol=1e-5 * scale)
+
+
+@pytest.mark.slow
+def test_seed_ensemble_averages_members_and_round_trips(graph: GraphExport, tmp_path: Path) -> None:
+    """``ensemble=2``: members from seeds 0 and 1 (the first is the single model of seed 0),
+    logits and reasons the members' mean, and the artifact loads back to the same scores."""
+    features = build_features(graph, None)
+    config = TrainConfig(hidden=16, epochs=3, patience=3, split="stratified", batch_size=256,
+                         device="cpu", ensemble=2)  # fmt: skip
+    result = fit(graph, features, config)
+    assert isinstance(result.model, RiskEnsemble) and len(result.model.members) == 2
+    assert [h["member"] for h in result.history] == [0, 0, 0, 1, 1, 1]
+    single = fit(graph, features, dataclasses.replace(config, ensemble=1))
+    first = result.model.members[0]
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(first.parameters(), single.model.parameters(), strict=True)
+    )
+
+    y = graph.labels["fraud"].to_numpy(np.float64)
+    data = graph_data(graph, result.normaliser.transform(features), y, result.split.train)
+    members = [predict_logits(m, data)["fraud"] for m in result.model.members]
+    assert not np.allclose(members[0], members[1])
+    np.testing.assert_allclose(result.logits["fraud"], np.mean(members, axis=0), rtol=1e-5,
+                               atol=1e-6)  # fmt: skip
+    reasons = user_attributions(result.model, data, 1 << 19)
+    parts = [user_attributions(m, data, 1 << 19) for m in result.model.members]
+    np.testing.assert_allclose(reasons, np.mean(parts, axis=0), rtol=1e-6, atol=1e-9)
+
+    folder = save_artifact(result, ScoreScale(), tmp_path, {})
+    loaded = load_artifact(tmp_path, folder.name)
+    assert isinstance(loaded.model, RiskEnsemble)
+    np.testing.assert_array_equal(predict_logits(loaded.model, data)["fraud"],
+                                  result.logits["fraud"])  # fmt: skip

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from encoders.features import FeatureMismatchError, NodeFeatures, Normaliser
 from training.fit import TrainResult
 from training.inputs import LABEL_INPUTS
-from training.model import HeteroRiskGNN
+from training.model import HeteroRiskGNN, RiskEnsemble, RiskModel
 from training.scorecard import PlattCalibrator, ScoreScale
 
 
@@ -28,7 +28,7 @@ class ModelArtifact:
     """A trained model ready to score."""
 
     version: str
-    model: HeteroRiskGNN
+    model: RiskModel
     normaliser: Normaliser
     calibrators: dict[str, PlattCalibrator]
     scale: ScoreScale
@@ -110,14 +110,18 @@ def load_artifact(artifact_dir: Path, version: str | None = None) -> ModelArtifa
     folder = artifact_dir / version
     config = json.loads((folder / "config.json").read_text())
     train = config["train"]
-    model = HeteroRiskGNN(
-        {k: int(v) for k, v in config["in_dims"].items()},
-        [(str(s), str(r), str(d)) for s, r, d in config["edge_types"]],
-        {(str(s), str(r), str(d)): int(w) for s, r, d, w in config.get("edge_dims", [])},
-        hidden=train["hidden"],
-        layers=train["layers"],
-        dropout=train["dropout"],
-    )
+    members = [
+        HeteroRiskGNN(
+            {k: int(v) for k, v in config["in_dims"].items()},
+            [(str(s), str(r), str(d)) for s, r, d in config["edge_types"]],
+            {(str(s), str(r), str(d)): int(w) for s, r, d, w in config.get("edge_dims", [])},
+            hidden=train["hidden"],
+            layers=train["layers"],
+            dropout=train["dropout"],
+        )
+        for _ in range(int(train.get("ensemble", 1)))
+    ]
+    model: RiskModel = members[0] if len(members) == 1 else RiskEnsemble(members)
     model.load_state_dict(load_file(str(folder / "model.safetensors")))
     model.eval()
     return ModelArtifact(

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 from torch_geometric.nn import HeteroConv
 
-from training.model import EdgeType, HeteroRiskGNN
+from training.model import EdgeType, HeteroRiskGNN, RiskEnsemble, RiskModel
 
 HEAD_ROWS = 1 << 16  # users per head / projection block
 
@@ -132,13 +132,23 @@ def _source_states(block: _Block, h: dict[str, Tensor]) -> list[Tensor]:
 
 
 def user_attributions(
-    model: HeteroRiskGNN, data: HeteroData, max_edges: int, head: str = "fraud"
+    model: RiskModel, data: HeteroData, max_edges: int, head: str = "fraud"
 ) -> np.ndarray:
     """``x_user * ∂(Σ head logits)/∂x_user`` for every user, ``(users, in_dims['user'])``.
 
     Exactly what one autograd pass over the whole graph gives (the model in eval mode),
-    with at most ``max_edges`` edges' messages in memory at a time.
+    with at most ``max_edges`` edges' messages in memory at a time. For an ensemble, whose
+    logit is the members' mean, it is the mean of the members' attributions (the gradient
+    is linear).
     """
+    if isinstance(model, RiskEnsemble):
+        parts = [
+            user_attributions(m, data, max_edges, head)
+            for m in model.members
+            if isinstance(m, HeteroRiskGNN)
+        ]
+        mean: np.ndarray = np.mean(parts, axis=0)
+        return mean
     model.eval()
     x = data.x_dict
     with torch.no_grad():

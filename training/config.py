@@ -28,3 +28,4 @@ class TrainConfig:
     label_trick: bool = True  # neighbours' known fraud labels as inputs (see training.inputs)
     label_input_share: float = 0.5  # share of training labels shown (not predicted) per epoch
     class_weighting: str = "balanced"  # positive weight neg/pos ("balanced"), its "sqrt", "none"
+    ensemble: int = 1  # members trained with seeds seed, seed+1, ...; their logits averaged

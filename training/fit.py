@@ -27,7 +27,7 @@ from graph.sampler import HeteroNeighborSampler
 from training.config import TrainConfig
 from training.inputs import edge_dims, graph_data, set_visible_labels
 from training.metrics import binary_metrics
-from training.model import EdgeType, HeteroRiskGNN
+from training.model import EdgeType, HeteroRiskGNN, RiskEnsemble, RiskModel
 from training.scorecard import PlattCalibrator, expected_calibration_error
 from training.split import UserSplit, stratified_split, time_split
 
@@ -36,7 +36,7 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 
 @dataclass
 class TrainResult:
-    model: HeteroRiskGNN
+    model: RiskModel
     normaliser: Normaliser
     calibrators: dict[str, PlattCalibrator]
     split: UserSplit
@@ -106,8 +106,6 @@ def fit(
         truth: optional ground truth per head (every user, e.g. a generated marketplace's
             ``truth.csv``); when given, held-out metrics are also reported against it.
     """
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
     device = pick_device(config.device)
     y_fraud = g.labels["fraud"].to_numpy(np.float64)
     y_default = g.labels["default"].to_numpy(np.float64)
@@ -116,6 +114,8 @@ def fit(
         raise ValueError(
             f"training needs labeled users of both classes; found {len(labeled)} labeled users"
         )
+    if config.ensemble < 1:
+        raise ValueError(f"ensemble must be >= 1, got {config.ensemble}")
     split = make_split(g, labeled, y_fraud[labeled].astype(int), config)
     normaliser = Normaliser.fit(features, split.train)
     x = normaliser.transform(features)
@@ -123,66 +123,77 @@ def fit(
     data = graph_data(g, x, y_fraud, shown).to(device)
     in_dims = {nt: int(data[nt].x.size(1)) for nt in data.node_types}
     dims = edge_dims(data)
-    model = HeteroRiskGNN(
-        in_dims, list(data.edge_types), dims, config.hidden, config.layers, config.dropout
-    ).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     targets = torch.tensor(np.stack([y_fraud, y_default], axis=1), dtype=torch.float32)
     targets = targets.to(device)
     pw_f = _pos_weight(y_fraud[split.train], config.class_weighting).to(device)
     pw_d = _pos_weight(y_default[split.train], config.class_weighting).to(device)
-    sampler = HeteroNeighborSampler(data, num_neighbors=list(config.fanouts), seed=config.seed)
     autocast = device.type == "cuda"
 
-    best_score, best_state, best_epoch, history = -1.0, None, 0, []
-    for epoch in range(1, config.epochs + 1):
-        started = time.perf_counter()
-        train_users = split.train[rng.permutation(len(split.train))]
-        if config.label_trick:  # show some training labels, learn to predict the others
-            n_shown = int(len(train_users) * config.label_input_share)
-            set_visible_labels(data, y_fraud, train_users[:n_shown])
-            train_users = train_users[n_shown:]
-        loader = NodeLoader(
-            data, node_sampler=sampler, input_nodes=("user", torch.from_numpy(train_users)),
-            batch_size=config.batch_size, shuffle=False,  # already permuted with rng
-        )  # fmt: skip
-        model.train()
-        total, batches = 0.0, 0
-        for batch in loader:
-            opt.zero_grad()
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                out = model(
-                    batch.x_dict, batch.edge_index_dict, batch.edge_attr_dict,
-                    batch.num_sampled_nodes_dict, batch.num_sampled_edges_dict,
-                )  # fmt: skip
-            size = batch["user"].batch_size
-            y = targets[batch["user"].n_id[:size]]
-            loss = _bce(out["fraud"][:size], y[:, 0], pw_f) + 0.5 * _bce(
-                out["default"][:size], y[:, 1], pw_d
-            )
-            loss.backward()
-            opt.step()
-            total, batches = total + loss.item(), batches + 1
-        train_seconds = time.perf_counter() - started
-        set_visible_labels(data, y_fraud, shown)
-        logits = predict_logits(model, data)
-        val = binary_metrics(y_fraud[split.val], logits["fraud"][split.val])
-        row = {"epoch": epoch, "loss": total / max(batches, 1), "val_auprc": val["auprc"],
-               "val_auroc": val["auroc"], "seeds": len(train_users), "batches": batches,
-               "train_seconds": train_seconds,
-               "seconds": time.perf_counter() - started}  # fmt: skip
-        history.append(row)
-        if on_epoch:
-            on_epoch(epoch, row)
-        if val["auprc"] > best_score:
-            best_score, best_epoch = val["auprc"], epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        elif epoch - best_epoch >= config.patience:
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    members: list[HeteroRiskGNN] = []
+    history: list[dict[str, float]] = []
+    best_epochs: list[int] = []
+    for member_index in range(config.ensemble):
+        seed = config.seed + member_index
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        model = HeteroRiskGNN(
+            in_dims, list(data.edge_types), dims, config.hidden, config.layers, config.dropout
+        ).to(device)
+        opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        sampler = HeteroNeighborSampler(data, num_neighbors=list(config.fanouts), seed=seed)
+        best_score, best_state, best_epoch = -1.0, None, 0
+        for epoch in range(1, config.epochs + 1):
+            started = time.perf_counter()
+            train_users = split.train[rng.permutation(len(split.train))]
+            if config.label_trick:  # show some training labels, learn to predict the others
+                n_shown = int(len(train_users) * config.label_input_share)
+                set_visible_labels(data, y_fraud, train_users[:n_shown])
+                train_users = train_users[n_shown:]
+            loader = NodeLoader(
+                data, node_sampler=sampler, input_nodes=("user", torch.from_numpy(train_users)),
+                batch_size=config.batch_size, shuffle=False,  # already permuted with rng
+            )  # fmt: skip
+            model.train()
+            total, batches = 0.0, 0
+            for batch in loader:
+                opt.zero_grad()
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                    out = model(
+                        batch.x_dict, batch.edge_index_dict, batch.edge_attr_dict,
+                        batch.num_sampled_nodes_dict, batch.num_sampled_edges_dict,
+                    )  # fmt: skip
+                size = batch["user"].batch_size
+                y = targets[batch["user"].n_id[:size]]
+                loss = _bce(out["fraud"][:size], y[:, 0], pw_f) + 0.5 * _bce(
+                    out["default"][:size], y[:, 1], pw_d
+                )
+                loss.backward()
+                opt.step()
+                total, batches = total + loss.item(), batches + 1
+            train_seconds = time.perf_counter() - started
+            set_visible_labels(data, y_fraud, shown)
+            logits = predict_logits(model, data)
+            val = binary_metrics(y_fraud[split.val], logits["fraud"][split.val])
+            row = {"member": member_index, "epoch": epoch, "loss": total / max(batches, 1),
+                   "val_auprc": val["auprc"], "val_auroc": val["auroc"],
+                   "seeds": len(train_users), "batches": batches,
+                   "train_seconds": train_seconds,
+                   "seconds": time.perf_counter() - started}  # fmt: skip
+            history.append(row)
+            if on_epoch:
+                on_epoch(len(history), row)
+            if val["auprc"] > best_score:
+                best_score, best_epoch = val["auprc"], epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            elif epoch - best_epoch >= config.patience:
+                break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        members.append(model)
+        best_epochs.append(best_epoch)
+    final: RiskModel = members[0] if len(members) == 1 else RiskEnsemble(members)
 
-    logits = predict_logits(model, data)
+    logits = predict_logits(final, data)
     calibrators = {}
     for head, y_head in (("fraud", y_fraud), ("default", y_default)):
         known = split.val[~np.isnan(y_head[split.val])]
@@ -190,12 +201,12 @@ def fit(
     metrics = evaluate(logits, calibrators, {"fraud": y_fraud, "default": y_default}, split)
     if truth is not None:
         metrics["truth"] = evaluate(logits, calibrators, truth, split)
-    metrics["best_epoch"] = best_epoch
+    metrics["best_epoch"] = best_epochs[0] if len(best_epochs) == 1 else best_epochs
     metrics["epochs_run"] = len(history)
     metrics["train_seconds_per_epoch"] = float(np.mean([h["train_seconds"] for h in history]))
     metrics["device"] = str(device)
     return TrainResult(
-        model=model,
+        model=final,
         normaliser=normaliser,
         calibrators=calibrators,
         split=split,
@@ -220,7 +231,7 @@ forward pass under the memory the export already peaked at."""
 
 @torch.inference_mode()
 def predict_logits(
-    model: HeteroRiskGNN, data: HeteroData, max_edges: int = INFERENCE_MAX_EDGES
+    model: RiskModel, data: HeteroData, max_edges: int = INFERENCE_MAX_EDGES
 ) -> dict[str, np.ndarray]:
     """Raw logits per head for every node, a full-graph pass layer by layer whose messages
     are computed ``max_edges`` edges at a time, so a million-user graph is scored in bounded

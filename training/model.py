@@ -183,3 +183,37 @@ class HeteroRiskGNN(nn.Module):
             "fraud": self.fraud_head(user).squeeze(-1),
             "default": self.default_head(user).squeeze(-1),
         }
+
+
+class RiskEnsemble(nn.Module):
+    """Members of the same architecture trained from different seeds; logits averaged.
+
+    On a small or shifting training set (a time split of a 10k-user marketplace) single
+    models' held-out AUROC moved by ±0.04 between seeds; the average of five was higher
+    than the mean member and steady (README, "Seed ensemble"). Called like one
+    :class:`HeteroRiskGNN`.
+    """
+
+    def __init__(self, members: list[HeteroRiskGNN]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(
+        self,
+        x_dict: dict[str, Tensor],
+        edge_index_dict: dict[EdgeType, Tensor],
+        edge_attr_dict: dict[EdgeType, Tensor] | None = None,
+        num_sampled_nodes_dict: dict[str, list[int]] | None = None,
+        num_sampled_edges_dict: dict[EdgeType, list[int]] | None = None,
+        max_edges: int | None = None,
+    ) -> dict[str, Tensor]:
+        """Mean ``fraud`` and ``default`` logits of the members."""
+        outs = [
+            member(x_dict, edge_index_dict, edge_attr_dict, num_sampled_nodes_dict,
+                   num_sampled_edges_dict, max_edges)
+            for member in self.members
+        ]  # fmt: skip
+        return {head: torch.stack([o[head] for o in outs]).mean(dim=0) for head in outs[0]}
+
+
+RiskModel = HeteroRiskGNN | RiskEnsemble
