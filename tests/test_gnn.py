@@ -168,8 +168,10 @@ def test_blocked_attributions_equal_whole_graph_autograd(graph: GraphExport) -> 
         reference = (xu.grad * xu).detach().numpy()
         scale = float(np.abs(reference).max())
         assert scale > 0
+        model.zero_grad(set_to_none=True)
         for max_edges in (biggest // 5, 300):  # blocks smaller than a relation, and small
             blocked = user_attributions(model, data, max_edges, head=head)
+            assert all(p.grad is None for p in model.parameters())  # weights left untouched
             np.testing.assert_allclose(blocked, reference, rtol=1e-3, atol=1e-5 * scale)
 
 

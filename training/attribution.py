@@ -173,11 +173,11 @@ def user_attributions(
     for lo in range(0, sizes["user"], HEAD_ROWS):
         h0 = states[0]["user"][lo : lo + HEAD_ROWS].clone().requires_grad_(True)
         hl = top["user"][lo : lo + HEAD_ROWS].clone().requires_grad_(True)
-        with torch.enable_grad():
-            head_module(torch.cat([h0, hl], dim=-1)).sum().backward()
-        assert h0.grad is not None and hl.grad is not None
-        grad_h0_user[lo : lo + HEAD_ROWS] = h0.grad
-        grad["user"][lo : lo + HEAD_ROWS] = hl.grad
+        with torch.enable_grad():  # autograd.grad: no gradients left on the model's weights
+            logit_sum = head_module(torch.cat([h0, hl], dim=-1)).sum()
+            g0, gl = torch.autograd.grad(logit_sum, [h0, hl])
+        grad_h0_user[lo : lo + HEAD_ROWS] = g0
+        grad["user"][lo : lo + HEAD_ROWS] = gl
 
     for layer in reversed(range(len(model.convs))):
         h = states[layer]
@@ -190,12 +190,12 @@ def user_attributions(
             sources = [s.requires_grad_(True) for s in _source_states(block, h)]
             with torch.enable_grad():
                 y = _block_forward(model, layer, block, dst, sources)
-                y.backward(grad[block.node_type][block.lo : block.hi])
-            assert dst.grad is not None
-            below[block.node_type][block.lo : block.hi] += dst.grad
-            for (rel, _), node_ids, s in zip(block.edges, block.sources, sources, strict=True):
-                assert s.grad is not None
-                below[rel.edge_type[0]].index_add_(0, node_ids, s.grad)
+                g_dst, *g_sources = torch.autograd.grad(
+                    y, [dst, *sources], grad[block.node_type][block.lo : block.hi]
+                )
+            below[block.node_type][block.lo : block.hi] += g_dst
+            for (rel, _), node_ids, g in zip(block.edges, block.sources, g_sources, strict=True):
+                below[rel.edge_type[0]].index_add_(0, node_ids, g)
         grad = below
 
     grad_h0_user += grad["user"]
@@ -203,8 +203,8 @@ def user_attributions(
     for lo in range(0, sizes["user"], HEAD_ROWS):
         xu = x["user"][lo : lo + HEAD_ROWS].clone().requires_grad_(True)
         with torch.enable_grad():
-            h0 = model.project["user"](xu)
-            h0.backward(grad_h0_user[lo : lo + HEAD_ROWS])
-        assert xu.grad is not None
-        out[lo : lo + HEAD_ROWS] = xu.grad * xu.detach()
+            (g_x,) = torch.autograd.grad(
+                model.project["user"](xu), [xu], grad_h0_user[lo : lo + HEAD_ROWS]
+            )
+        out[lo : lo + HEAD_ROWS] = g_x * xu.detach()
     return out.cpu().numpy()
