@@ -671,12 +671,7 @@ class ReviewEncoder:
         """
         import torch
 
-        texts = (
-            [t.lower() for t in _CALIBRATION_TEXTS] if self._lowercase else list(_CALIBRATION_TEXTS)
-        )
-        batch = self._tokenizer(
-            texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
-        )
+        batch = self._tokenize(list(_CALIBRATION_TEXTS), padding=True, return_tensors="pt")
         inputs = {name: batch[name] for name in self._input_names if name in batch}
         real = batch["attention_mask"].bool()
         stats: list[dict[str, torch.Tensor]] = [{} for _ in model.encoder.layer]
@@ -758,14 +753,17 @@ class ReviewEncoder:
                     self._cache.put_many([keys[i] for i in idx], chunk_vectors)
         return vectors[inverse]
 
+    def _tokenize(self, texts: list[str], **kwargs: Any) -> Any:
+        """The tokenizer's output for ``texts``, lowercased first where the checkpoint's
+        sentence-transformers config says so, truncated at :attr:`max_length`."""
+        prepared = [t.lower() for t in texts] if self._lowercase else texts
+        return self._tokenizer(prepared, truncation=True, max_length=self.max_length, **kwargs)
+
     def _encode_uncached(self, texts: list[str], advance: Any) -> np.ndarray:
         """Run ``texts`` through the model, batched by descending token length."""
         import torch
 
-        prepared = [t.lower() for t in texts] if self._lowercase else texts
-        encoded = self._tokenizer(
-            prepared, truncation=True, max_length=self.max_length, padding=False
-        )
+        encoded = self._tokenize(texts, padding=False)
         columns: dict[str, list[list[int]]] = {
             name: encoded[name] for name in self._input_names if name in encoded
         }

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch_geometric.data import HeteroData
 from torch_geometric.loader import NodeLoader
 
 from encoders.edge_features import EDGE_FEATURES, edge_attributes
@@ -27,6 +28,16 @@ from training.scorecard import ScoreScale
 @pytest.fixture(scope="module")
 def graph(small_bundle: Path) -> GraphExport:
     return export_from_bundle(read_bundle(small_bundle))
+
+
+def _unscaled_data(graph: GraphExport) -> tuple[HeteroData, dict[str, int]]:
+    """The graph's tensors with raw behaviour features (every known label shown), and the
+    input width per node type: enough for tests that compare two ways of running a model."""
+    features = build_features(graph, None)
+    x = {nt: f.to_numpy(np.float32) for nt, f in features.scalars.items()}
+    y = graph.labels["fraud"].to_numpy(np.float64)
+    data = graph_data(graph, x, y, np.flatnonzero(~np.isnan(y)))
+    return data, {nt: int(data[nt].x.size(1)) for nt in data.node_types}
 
 
 def test_edge_attributes_follow_the_edges(graph: GraphExport) -> None:
@@ -111,11 +122,7 @@ def test_training_runs_on_the_gpu_with_the_same_code(graph: GraphExport) -> None
 
 
 def test_trimming_a_sampled_batch_leaves_the_seed_outputs_unchanged(graph: GraphExport) -> None:
-    features = build_features(graph, None)
-    x = {nt: f.to_numpy(np.float32) for nt, f in features.scalars.items()}
-    y = graph.labels["fraud"].to_numpy(np.float64)
-    data = graph_data(graph, x, y, np.flatnonzero(~np.isnan(y)))
-    dims = {nt: int(data[nt].x.size(1)) for nt in data.node_types}
+    data, dims = _unscaled_data(graph)
     model = HeteroRiskGNN(dims, list(data.edge_types), edge_dims(data), hidden=16).eval()
     sampler = HeteroNeighborSampler(data, num_neighbors=[10, 5], seed=0)
     batch = next(iter(NodeLoader(data, node_sampler=sampler, input_nodes=("user", torch.arange(64)),
@@ -130,11 +137,7 @@ def test_trimming_a_sampled_batch_leaves_the_seed_outputs_unchanged(graph: Graph
 
 
 def test_chunked_full_graph_pass_equals_the_single_pass(graph: GraphExport) -> None:
-    features = build_features(graph, None)
-    x = {nt: f.to_numpy(np.float32) for nt, f in features.scalars.items()}
-    y = graph.labels["fraud"].to_numpy(np.float64)
-    data = graph_data(graph, x, y, np.flatnonzero(~np.isnan(y)))
-    dims = {nt: int(data[nt].x.size(1)) for nt in data.node_types}
+    data, dims = _unscaled_data(graph)
     model = HeteroRiskGNN(dims, list(data.edge_types), edge_dims(data), hidden=16).eval()
     biggest = max(int(ei.size(1)) for ei in data.edge_index_dict.values())
     with torch.no_grad():
@@ -151,11 +154,7 @@ def test_chunked_full_graph_pass_equals_the_single_pass(graph: GraphExport) -> N
 def test_blocked_attributions_equal_whole_graph_autograd(graph: GraphExport) -> None:
     """Reasons' gradient × input, taken a block of destinations at a time layer by layer in
     reverse, equals one autograd pass over the whole graph (both heads, 2 and 3 layers)."""
-    features = build_features(graph, None)
-    x = {nt: f.to_numpy(np.float32) for nt, f in features.scalars.items()}
-    y = graph.labels["fraud"].to_numpy(np.float64)
-    data = graph_data(graph, x, y, np.flatnonzero(~np.isnan(y)))
-    dims = {nt: int(data[nt].x.size(1)) for nt in data.node_types}
+    data, dims = _unscaled_data(graph)
     biggest = max(int(ei.size(1)) for ei in data.edge_index_dict.values())
     for layers, head in ((2, "fraud"), (2, "default"), (3, "fraud")):
         torch.manual_seed(layers)

@@ -7,8 +7,8 @@ at a million users). Here the same gradient is taken layer by layer, in reverse,
 destination nodes at a time:
 
 1. Forward, without a graph: each layer's node states ``h^l`` for every node, a block at a
-   time (the block holds the destinations' whole neighbourhoods over every relation, so
-   mean and max are exact).
+   time (``training.blocks``: the block holds the destinations' whole neighbourhoods over
+   every relation, so mean and max are exact).
 2. Backward: the heads give ``∂L/∂h^L`` (and ``∂L/∂h^0`` for users, whose head also reads
    the projection). For each layer from the top, every block recomputes its output from
    ``h^l`` of its destinations and their sources, and one vector-Jacobian product with the
@@ -22,113 +22,16 @@ in eval mode (dropout off), as it is for scoring.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch_geometric.data import HeteroData
 from torch_geometric.nn import HeteroConv
 
-from training.model import EdgeType, HeteroRiskGNN, RiskEnsemble, RiskModel
+from training.blocks import block_layer, blocked_layer, blocks, relations, source_states
+from training.model import HeteroRiskGNN, RiskEnsemble, RiskModel
 
 HEAD_ROWS = 1 << 16  # users per head / projection block
-
-
-@dataclass
-class _Relation:
-    """One edge type into a destination type, its edges sorted by destination."""
-
-    edge_type: EdgeType
-    src: Tensor  # source index per edge, in destination order
-    dst: Tensor  # destination index per edge, ascending
-    attr: Tensor | None
-    ends: Tensor  # ends[i]: edges whose destination is < i + 1
-
-
-@dataclass
-class _Block:
-    """Destinations ``lo:hi`` of one type and, per relation, their edges' positions, the
-    distinct sources those edges come from and each edge's index into them (computed once,
-    used by every layer forward and backward)."""
-
-    node_type: str
-    lo: int
-    hi: int
-    edges: list[tuple[_Relation, slice]]
-    sources: list[Tensor]
-    local: list[Tensor]
-
-
-def _relations(data: HeteroData, h: dict[str, Tensor]) -> dict[str, list[_Relation]]:
-    """Every relation per destination type, edges sorted by destination (stable)."""
-    out: dict[str, list[_Relation]] = {}
-    for et, edge_index in data.edge_index_dict.items():
-        src_type, _, dst_type = et
-        if src_type not in h or dst_type not in h:
-            continue
-        order = torch.argsort(edge_index[1], stable=True)
-        dst = edge_index[1, order]
-        n_dst = h[dst_type].size(0)
-        ends = torch.searchsorted(dst, torch.arange(1, n_dst + 1, device=dst.device))
-        attr = data[et].get("edge_attr")
-        out.setdefault(dst_type, []).append(
-            _Relation(et, edge_index[0, order], dst, None if attr is None else attr[order], ends)
-        )
-    return out
-
-
-def _blocks(
-    relations: dict[str, list[_Relation]], sizes: dict[str, int], max_edges: int
-) -> Iterator[_Block]:
-    """Destination ranges whose edges over all relations number at most ``max_edges``
-    (a destination with more gets a block of its own)."""
-    for nt, rels in relations.items():
-        n = sizes[nt]
-        if n == 0:
-            continue
-        total = torch.stack([r.ends for r in rels]).sum(dim=0)  # edges into nodes < i + 1
-        lo = 0
-        while lo < n:
-            first = int(total[lo - 1]) if lo else 0
-            hi = int(torch.searchsorted(total, first + max_edges, right=True))
-            hi = min(max(hi, lo + 1), n)
-            spans, sources, local = [], [], []
-            for r in rels:
-                span = slice(int(r.ends[lo - 1]) if lo else 0, int(r.ends[hi - 1]))
-                ids, index = torch.unique(r.src[span], return_inverse=True)
-                spans.append((r, span))
-                sources.append(ids)
-                local.append(index)
-            yield _Block(nt, lo, hi, spans, sources, local)
-            lo = hi
-
-
-def _block_forward(
-    model: HeteroRiskGNN, layer: int, block: _Block, dst_h: Tensor, src_h: list[Tensor]
-) -> Tensor:
-    """``h^{l+1}`` of the block's destinations from their ``h^l`` and their sources' ``h^l``
-    (``src_h[k]``: the k-th relation's distinct sources, in ``block.sources[k]`` order)."""
-    conv, norms = model.convs[layer], model.norms[layer]
-    assert isinstance(conv, HeteroConv) and isinstance(norms, nn.ModuleDict)
-    out: Tensor | None = None
-    for (rel, span), sources, index in zip(block.edges, src_h, block.local, strict=True):
-        edge_index = torch.stack([index, rel.dst[span] - block.lo])
-        attr = None if rel.attr is None else rel.attr[span]
-        msg = conv.convs[rel.edge_type]((sources, dst_h), edge_index, attr)
-        out = msg if out is None else out + msg
-    assert out is not None
-    # as in HeteroRiskGNN.encode (eval mode: dropout is the identity)
-    result: Tensor = norms[block.node_type](dst_h + torch.relu(out))
-    return result
-
-
-def _source_states(block: _Block, h: dict[str, Tensor]) -> list[Tensor]:
-    """Per relation of the block: its distinct sources' states (a copy)."""
-    return [
-        h[rel.edge_type[0]][ids] for (rel, _), ids in zip(block.edges, block.sources, strict=True)
-    ]
 
 
 def user_attributions(
@@ -151,20 +54,17 @@ def user_attributions(
         return mean
     model.eval()
     x = data.x_dict
+    layers: list[tuple[HeteroConv, nn.ModuleDict]] = []
+    for conv, norms in zip(model.convs, model.norms, strict=True):
+        assert isinstance(conv, HeteroConv) and isinstance(norms, nn.ModuleDict)
+        layers.append((conv, norms))
     with torch.no_grad():
         states = [{nt: model.project[nt](v) for nt, v in x.items()}]
         sizes = {nt: v.size(0) for nt, v in states[0].items()}
-        relations = _relations(data, states[0])
-        blocks = list(_blocks(relations, sizes, max_edges))
-        for layer in range(len(model.convs)):
-            h = states[-1]
-            nxt = {nt: v.clone() for nt, v in h.items()}  # a type without relations keeps h
-            for block in blocks:
-                nxt[block.node_type][block.lo : block.hi] = _block_forward(
-                    model, layer, block, h[block.node_type][block.lo : block.hi],
-                    _source_states(block, h),
-                )  # fmt: skip
-            states.append(nxt)
+        rels = relations(data.edge_index_dict, data.edge_attr_dict, sizes)
+        cached = list(blocks(rels, sizes, max_edges))  # reused by every layer, both ways
+        for conv, norms in layers:
+            states.append(blocked_layer(conv, norms, model.dropout, states[-1], rels, cached))
 
     head_module = model.fraud_head if head == "fraud" else model.default_head
     top = states[-1]
@@ -179,23 +79,22 @@ def user_attributions(
         grad_h0_user[lo : lo + HEAD_ROWS] = g0
         grad["user"][lo : lo + HEAD_ROWS] = gl
 
-    for layer in reversed(range(len(model.convs))):
+    for layer in reversed(range(len(layers))):
+        conv, norms = layers[layer]
         h = states[layer]
         # types no relation reaches pass their state (and gradient) through unchanged
-        below = {
-            nt: (torch.zeros_like(g) if nt in relations else g.clone()) for nt, g in grad.items()
-        }
-        for block in blocks:
+        below = {nt: (torch.zeros_like(g) if nt in rels else g.clone()) for nt, g in grad.items()}
+        for block in cached:
             dst = h[block.node_type][block.lo : block.hi].clone().requires_grad_(True)
-            sources = [s.requires_grad_(True) for s in _source_states(block, h)]
+            sources = [s.requires_grad_(True) for s in source_states(block, h)]
             with torch.enable_grad():
-                y = _block_forward(model, layer, block, dst, sources)
+                y = block_layer(conv, norms, model.dropout, block, dst, sources)
                 g_dst, *g_sources = torch.autograd.grad(
                     y, [dst, *sources], grad[block.node_type][block.lo : block.hi]
                 )
             below[block.node_type][block.lo : block.hi] += g_dst
-            for (rel, _), node_ids, g in zip(block.edges, block.sources, g_sources, strict=True):
-                below[rel.edge_type[0]].index_add_(0, node_ids, g)
+            for et, node_ids, g in zip(block.edge_types, block.sources, g_sources, strict=True):
+                below[et[0]].index_add_(0, node_ids, g)
         grad = below
 
     grad_h0_user += grad["user"]

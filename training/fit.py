@@ -124,71 +124,17 @@ def fit(
     in_dims = {nt: int(data[nt].x.size(1)) for nt in data.node_types}
     dims = edge_dims(data)
     targets = torch.tensor(np.stack([y_fraud, y_default], axis=1), dtype=torch.float32)
-    targets = targets.to(device)
-    pw_f = _pos_weight(y_fraud[split.train], config.class_weighting).to(device)
-    pw_d = _pos_weight(y_default[split.train], config.class_weighting).to(device)
-    autocast = device.type == "cuda"
-
+    pos_weights = tuple(
+        _pos_weight(y[split.train], config.class_weighting).to(device) for y in (y_fraud, y_default)
+    )
+    inputs = _TrainInputs(
+        data, in_dims, dims, split, y_fraud, shown, targets.to(device), pos_weights, device
+    )
     members: list[HeteroRiskGNN] = []
     history: list[dict[str, float]] = []
     best_epochs: list[int] = []
-    for member_index in range(config.ensemble):
-        seed = config.seed + member_index
-        torch.manual_seed(seed)
-        rng = np.random.default_rng(seed)
-        model = HeteroRiskGNN(
-            in_dims, list(data.edge_types), dims, config.hidden, config.layers, config.dropout
-        ).to(device)
-        opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        sampler = HeteroNeighborSampler(data, num_neighbors=list(config.fanouts), seed=seed)
-        best_score, best_state, best_epoch = -1.0, None, 0
-        for epoch in range(1, config.epochs + 1):
-            started = time.perf_counter()
-            train_users = split.train[rng.permutation(len(split.train))]
-            if config.label_trick:  # show some training labels, learn to predict the others
-                n_shown = int(len(train_users) * config.label_input_share)
-                set_visible_labels(data, y_fraud, train_users[:n_shown])
-                train_users = train_users[n_shown:]
-            loader = NodeLoader(
-                data, node_sampler=sampler, input_nodes=("user", torch.from_numpy(train_users)),
-                batch_size=config.batch_size, shuffle=False,  # already permuted with rng
-            )  # fmt: skip
-            model.train()
-            total, batches = 0.0, 0
-            for batch in loader:
-                opt.zero_grad()
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                    out = model(
-                        batch.x_dict, batch.edge_index_dict, batch.edge_attr_dict,
-                        batch.num_sampled_nodes_dict, batch.num_sampled_edges_dict,
-                    )  # fmt: skip
-                size = batch["user"].batch_size
-                y = targets[batch["user"].n_id[:size]]
-                loss = _bce(out["fraud"][:size], y[:, 0], pw_f) + 0.5 * _bce(
-                    out["default"][:size], y[:, 1], pw_d
-                )
-                loss.backward()
-                opt.step()
-                total, batches = total + loss.item(), batches + 1
-            train_seconds = time.perf_counter() - started
-            set_visible_labels(data, y_fraud, shown)
-            logits = predict_logits(model, data)
-            val = binary_metrics(y_fraud[split.val], logits["fraud"][split.val])
-            row = {"member": member_index, "epoch": epoch, "loss": total / max(batches, 1),
-                   "val_auprc": val["auprc"], "val_auroc": val["auroc"],
-                   "seeds": len(train_users), "batches": batches,
-                   "train_seconds": train_seconds,
-                   "seconds": time.perf_counter() - started}  # fmt: skip
-            history.append(row)
-            if on_epoch:
-                on_epoch(len(history), row)
-            if val["auprc"] > best_score:
-                best_score, best_epoch = val["auprc"], epoch
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            elif epoch - best_epoch >= config.patience:
-                break
-        if best_state is not None:
-            model.load_state_dict(best_state)
+    for member in range(config.ensemble):
+        model, best_epoch = _train_member(member, inputs, config, history, on_epoch)
         members.append(model)
         best_epochs.append(best_epoch)
     final: RiskModel = members[0] if len(members) == 1 else RiskEnsemble(members)
@@ -222,10 +168,99 @@ def fit(
     )
 
 
+@dataclass
+class _TrainInputs:
+    """What every ensemble member trains on (built once in :func:`fit`)."""
+
+    data: HeteroData
+    in_dims: dict[str, int]
+    edge_dims: dict[EdgeType, int]
+    split: UserSplit
+    y_fraud: np.ndarray
+    shown: np.ndarray  # users whose fraud label is an input outside training batches
+    targets: Tensor  # (users, 2): fraud, default
+    pos_weights: tuple[Tensor, ...]  # fraud, default
+    device: torch.device
+
+
+def _train_member(
+    member: int,
+    inputs: _TrainInputs,
+    config: TrainConfig,
+    history: list[dict[str, float]],
+    on_epoch: EpochCallback | None,
+) -> tuple[HeteroRiskGNN, int]:
+    """One model from seed ``config.seed + member``, early-stopped on validation fraud
+    AUPRC and returned at its best epoch (with that epoch); one row per epoch is appended
+    to ``history``."""
+    seed = config.seed + member
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    data, split, y_fraud, device = inputs.data, inputs.split, inputs.y_fraud, inputs.device
+    model = HeteroRiskGNN(
+        inputs.in_dims, list(data.edge_types), inputs.edge_dims, config.hidden, config.layers,
+        config.dropout,
+    ).to(device)  # fmt: skip
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sampler = HeteroNeighborSampler(data, num_neighbors=list(config.fanouts), seed=seed)
+    autocast = device.type == "cuda"
+    pw_f, pw_d = inputs.pos_weights
+    best_score, best_state, best_epoch = -1.0, None, 0
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        train_users = split.train[rng.permutation(len(split.train))]
+        if config.label_trick:  # show some training labels, learn to predict the others
+            n_shown = int(len(train_users) * config.label_input_share)
+            set_visible_labels(data, y_fraud, train_users[:n_shown])
+            train_users = train_users[n_shown:]
+        loader = NodeLoader(
+            data, node_sampler=sampler, input_nodes=("user", torch.from_numpy(train_users)),
+            batch_size=config.batch_size, shuffle=False,  # already permuted with rng
+        )  # fmt: skip
+        model.train()
+        total, batches = 0.0, 0
+        for batch in loader:
+            opt.zero_grad()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                out = model(
+                    batch.x_dict, batch.edge_index_dict, batch.edge_attr_dict,
+                    batch.num_sampled_nodes_dict, batch.num_sampled_edges_dict,
+                )  # fmt: skip
+            size = batch["user"].batch_size
+            y = inputs.targets[batch["user"].n_id[:size]]
+            loss = _bce(out["fraud"][:size], y[:, 0], pw_f) + 0.5 * _bce(
+                out["default"][:size], y[:, 1], pw_d
+            )
+            loss.backward()
+            opt.step()
+            total, batches = total + loss.item(), batches + 1
+        train_seconds = time.perf_counter() - started
+        set_visible_labels(data, y_fraud, inputs.shown)
+        logits = predict_logits(model, data)
+        val = binary_metrics(y_fraud[split.val], logits["fraud"][split.val])
+        row = {"member": member, "epoch": epoch, "loss": total / max(batches, 1),
+               "val_auprc": val["auprc"], "val_auroc": val["auroc"],
+               "seeds": len(train_users), "batches": batches,
+               "train_seconds": train_seconds,
+               "seconds": time.perf_counter() - started}  # fmt: skip
+        history.append(row)
+        if on_epoch:
+            on_epoch(len(history), row)
+        if val["auprc"] > best_score:
+            best_score, best_epoch = val["auprc"], epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif epoch - best_epoch >= config.patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return model, best_epoch
+
+
 INFERENCE_MAX_EDGES = 1 << 19
 """Edges whose messages exist at once in a full-graph pass (and in the reasons' backward
 pass). At 1M users, 512k-edge blocks were faster than 2M-edge ones (47 s against 53 s
-forward, 181 s against 212 s with reasons; smaller blocks stay in cache) and kept the
+forward, 181 s against 212 s with reasons, with per-relation blocks; smaller blocks stay in
+cache) and kept the
 forward pass under the memory the export already peaked at."""
 
 
