@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from graph.files import PRIVATE_UMASK, private_dir
+from graph.files import PRIVATE_UMASK, private_dir, private_umask
 
 ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"
 ADMIN_TOOL = "org.neo4j.cli.AdminTool"
@@ -41,6 +41,16 @@ SECURITY_CONF = {
     "dbms.security.allow_csv_import_from_file_urls": "false",
     "internal.dbms.cypher_ip_blocklist": "0.0.0.0/0,::/0",  # Community: the internal name
     "dbms.security.procedures.allowlist": "gds.*",
+}
+# The server sends a keep-alive every KEEP_ALIVE_S while a query runs and hints the driver to
+# give up after KEEP_ALIVE_S x KEEP_ALIVE_PROBES of silence, so a server frozen mid-query is
+# reported instead of blocking the command forever.
+KEEP_ALIVE_S, KEEP_ALIVE_PROBES = 5, 3
+KEEP_ALIVE_CONF = {
+    "server.bolt.connection_keep_alive_for_requests": "ALL",
+    "server.bolt.connection_keep_alive": f"{KEEP_ALIVE_S}s",
+    "server.bolt.connection_keep_alive_probes": str(KEEP_ALIVE_PROBES),
+    "server.bolt.connection_keep_alive_streaming_scheduling_interval": "1s",
 }
 
 
@@ -128,7 +138,10 @@ class LocalNeo4j:
             raise Neo4jProvisionError("Maven ('mvn') is not on PATH; it is needed to fetch Neo4j.")
         private_dir(self.home)
         pom = self.home / "pom.xml"
-        pom.write_text(resources.files("graph").joinpath("neo4j_runtime/pom.xml").read_text())
+        with private_umask():
+            pom.write_text(
+                resources.files("graph").joinpath("neo4j_runtime/pom.xml").read_text()
+            )
         cmd = [
             mvn, "-q", "-B", "-f", str(pom), "dependency:build-classpath",
             f"-Dneo4j.version={self.config.version}", f"-Dmdep.outputFile={cp_file}",
@@ -163,8 +176,10 @@ class LocalNeo4j:
             "db.tx_log.rotation.retention_policy": "1G size",
             "db.transaction.timeout": "0s",
             **SECURITY_CONF,
+            **KEEP_ALIVE_CONF,
         }
-        (conf_dir / "neo4j.conf").write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
+        with private_umask():
+            (conf_dir / "neo4j.conf").write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
         return conf_dir
 
     def _java_env(self, conf_dir: Path) -> dict[str, str]:
@@ -257,7 +272,8 @@ class LocalNeo4j:
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=env, start_new_session=True, umask=PRIVATE_UMASK,
             )  # fmt: skip
-        self._pid_file.write_text(str(proc_handle.pid))
+        with private_umask():
+            self._pid_file.write_text(str(proc_handle.pid))
         self._wait_for_bolt(timeout_s, proc_handle)
         return self.status()
 

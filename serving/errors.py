@@ -19,6 +19,8 @@ from neo4j.exceptions import (
 )
 from pydantic import ValidationError
 
+from graph.neo4j_local import Neo4jProvisionError
+
 # Exit codes: 1 the server or the run failed, 2 the input was refused.
 FAILED, REFUSED = 1, 2
 
@@ -61,6 +63,8 @@ def describe(exc: BaseException, server: Server | None) -> tuple[str, int]:
         return _client_error(exc), REFUSED
     if isinstance(exc, Neo4jError):
         return f"{where} failed the request ({exc.code}): {_first_line(exc.message)}", FAILED
+    if isinstance(exc, Neo4jProvisionError):  # its first line names the server and the fix
+        return _first_line(str(exc)), FAILED
     if isinstance(exc, ValidationError):
         problems = "; ".join(
             f"RISKGRAPH_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
