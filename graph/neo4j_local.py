@@ -139,9 +139,7 @@ class LocalNeo4j:
         private_dir(self.home)
         pom = self.home / "pom.xml"
         with private_umask():
-            pom.write_text(
-                resources.files("graph").joinpath("neo4j_runtime/pom.xml").read_text()
-            )
+            pom.write_text(resources.files("graph").joinpath("neo4j_runtime/pom.xml").read_text())
         cmd = [
             mvn, "-q", "-B", "-f", str(pom), "dependency:build-classpath",
             f"-Dneo4j.version={self.config.version}", f"-Dmdep.outputFile={cp_file}",
@@ -267,7 +265,7 @@ class LocalNeo4j:
             *JAVA_OPENS, "-cp", classpath, ENTRY_POINT,
             f"--home-dir={self.home}", f"--config-dir={conf_dir}",
         ]  # fmt: skip
-        with open(self.console_log, "ab") as log:
+        with private_umask(), open(self.console_log, "ab") as log:
             proc_handle = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=env, start_new_session=True, umask=PRIVATE_UMASK,

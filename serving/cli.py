@@ -282,16 +282,12 @@ def train(
 @app.command()
 def score() -> None:
     """Score every user; write scores onto the User nodes and a Parquet export."""
-    from encoders.features import FeatureMismatchError
     from serving.connect import open_store
     from serving.pipeline import run_score
 
     settings = _settings()
-    try:
-        with open_store(settings) as store:
-            scores, path, version = run_score(store, settings, console)
-    except (FeatureMismatchError, FileNotFoundError) as exc:
-        _fail(str(exc))
+    with open_store(settings) as store:  # no artifact, or features that do not match it: one line
+        scores, path, version = run_score(store, settings, console)
     console.print(f"scored {len(scores.frame):,} users with model {version}; export {path}")
 
 
