@@ -42,7 +42,7 @@ class _OneLineErrors(TyperGroup):
             err.print("[bold red]error:[/] interrupted")
             raise typer.Exit(130) from None
         except Exception as exc:
-            if ctx.params.get("debug") or _env_debug():
+            if ctx.params.get("debug"):  # --debug, or RISKGRAPH_DEBUG through the option's envvar
                 raise
             message, code = describe(exc, _server())
             err.print(f"[bold red]error:[/] {escape(message)}")
@@ -83,10 +83,6 @@ def _setup(
     ctx.call_on_close(lambda: os.umask(old_umask))
     if not debug:  # the driver's retry notices would break the one-line promise
         logging.getLogger("neo4j").setLevel(logging.CRITICAL)
-
-
-def _env_debug() -> bool:
-    return os.environ.get("RISKGRAPH_DEBUG", "").strip().lower() in {"1", "true", "yes"}
 
 
 def _server() -> Server | None:

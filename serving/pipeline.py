@@ -73,14 +73,14 @@ def load_context(
             "first (`riskgraph import BUNDLE`, or `riskgraph demo`)"
         )
     private_state(settings)
-    encoder = ReviewEncoder(
-        settings.review_model,
-        batch_size=settings.encode_batch_size,
-        cache_dir=settings.embedding_cache_dir,
-        device="cpu" if settings.encode_int8 else settings.device,
-        quantize_int8=settings.encode_int8,
-    )
     with private_umask():  # the embedding cache is written for this user only
+        encoder = ReviewEncoder(
+            settings.review_model,
+            batch_size=settings.encode_batch_size,
+            cache_dir=settings.embedding_cache_dir,
+            device="cpu" if settings.encode_int8 else settings.device,
+            quantize_int8=settings.encode_int8,
+        )
         features = build_features(graph, encoder, show_progress=console.is_terminal)
     return GraphContext(graph, features)
 

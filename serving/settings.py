@@ -50,7 +50,11 @@ class Settings(BaseSettings):
     query_timeout_s: float = Field(
         60.0, gt=0, description="time limit of one `riskgraph cypher` query (server-side)"
     )
-    debug: bool = Field(False, description="show tracebacks instead of one-line errors")
+    debug: bool = Field(
+        False,
+        description="show tracebacks instead of one-line errors (read by the CLI's --debug "
+        "option, so that it works even when another setting is invalid)",
+    )
 
     # -- files ---------------------------------------------------------------------------
     state_dir: Path = Field(default_factory=_default_state_dir)

@@ -142,6 +142,7 @@ def test_cli_help_and_status_do_not_import_torch_or_transformers(tmp_path: Path)
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
 
 
+@pytest.mark.slow  # three interpreter starts
 def test_a_bad_setting_is_one_line_and_debug_shows_the_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RISKGRAPH_SPLIT": "sideways",
            "RISKGRAPH_STATE_DIR": str(tmp_path)}  # fmt: skip
@@ -180,6 +181,7 @@ def test_private_umask_files_are_not_group_or_world_readable(tmp_path: Path) -> 
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) & 0o077 == 0
 
 
+@pytest.mark.slow  # compiles a Java source file
 def test_argfile_quoting_survives_quotes_and_backslashes(tmp_path: Path) -> None:
     """What Java reads back from an @argfile is exactly the argument we wrote."""
     java = subprocess.run(["which", "java"], capture_output=True, text=True, check=False)

@@ -428,10 +428,10 @@ def test_demo_reset_replaces_everything_and_writes_private_files(
     _foreign_node(store)
     state, exports = tmp_path / "state", tmp_path / "exports"
     env = _cli_env(
-        neo4j_settings, RISKGRAPH_STATE_DIR=str(state), RISKGRAPH_ARTIFACT_DIR="",
-        RISKGRAPH_EXPORT_DIR=str(exports), RISKGRAPH_EPOCHS="3", RISKGRAPH_ENSEMBLE="1",
-        RISKGRAPH_SPLIT="stratified",
+        neo4j_settings, RISKGRAPH_STATE_DIR=str(state), RISKGRAPH_EXPORT_DIR=str(exports),
+        RISKGRAPH_EPOCHS="3", RISKGRAPH_ENSEMBLE="1", RISKGRAPH_SPLIT="stratified",
     )  # fmt: skip
+    del env["RISKGRAPH_ARTIFACT_DIR"]  # artifacts in the state folder, as by default
     out, _ = _riskgraph(
         ["demo", "--reset", "--users", "300", "--workdir", str(tmp_path / "work")], env,
         timeout=900,
