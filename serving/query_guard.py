@@ -36,6 +36,10 @@ COMMAND_PREFIXES = ("Show", "Terminate", "Administration", "Alter", "Create", "D
 _PREFIX = "EXPLAIN "
 _POSITION = re.compile(r"line 1, column (\d+) \(offset: (\d+)\)")
 _STRINGS = re.compile(r"`(?:[^`]|``)*`|'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+# A call whose name has a quoted part (`ns`.fn( or `fn`(): built-in names are never rendered so.
+_QUOTED_CALL = re.compile(
+    r"`(?:[^`]|``)*`(?:\.(?:`(?:[^`]|``)*`|\w+))*\s*\(|[\w.]*\w\.`(?:[^`]|``)*`\s*\("
+)
 _DOTTED_CALL = re.compile(r"(?<![\w.$])((?:[A-Za-z_]\w*\.)+[A-Za-z_]\w*)\s*\(")
 _PROCEDURE = re.compile(r"^\s*((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*)\s*\(")
 
@@ -107,6 +111,9 @@ def _refusals(plan: dict[str, Any], database: str, builtin: set[str]) -> Iterato
             details = details[match.end() :] if match else ""  # its arguments: checked below
         elif name.startswith(COMMAND_PREFIXES) and name not in ALLOWED_SHOW:
             yield f"the command {name} (server administration)"
+        unquoted = _STRINGS.sub(lambda m: m.group(0) if m.group(0)[0] == "`" else "''", details)
+        for call in _QUOTED_CALL.findall(unquoted):
+            yield f"function {call.rstrip('( ')}"
         for func in _DOTTED_CALL.findall(_STRINGS.sub("''", details)):
             if not function_allowed(func, builtin):
                 yield f"function {func}"

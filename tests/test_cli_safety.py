@@ -17,7 +17,7 @@ from graph.files import private_dir, private_umask
 from graph.neo4j_local import _argfile_quote
 from serving.errors import Server, describe
 from serving.queries import ParamError, json_line, parse_params
-from serving.query_guard import function_allowed, procedure_allowed
+from serving.query_guard import _refusals, function_allowed, procedure_allowed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -196,3 +196,25 @@ def test_argfile_quoting_survives_quotes_and_backslashes(tmp_path: Path) -> None
     out = subprocess.run(["java", f"@{args}"], capture_output=True, text=True, timeout=120,
                          check=False)  # fmt: skip
     assert out.stdout.splitlines() == [f"<{a}>" for a in tricky], out.stderr
+
+
+def _refused(details: str, operator: str = "Projection@neo4j") -> list[str]:
+    plan = {"operatorType": operator, "args": {"Details": details}}
+    return list(_refusals(plan, "neo4j", {"tolower", "date.truncate"}))
+
+
+def test_plan_details_quoting_cannot_hide_a_call() -> None:
+    """Names and strings in a plan's details: only real calls count, however quoted."""
+    assert _refused("`a.b` AS y, toLower($x) AS `q.r(`, 'x.y(' AS s") == []
+    assert _refused("date.truncate($autostring_0, date()) AS x, n.`prop` AS p") == []
+    assert _refused("apoc.util.sleep($autoint_0) AS x") == ["function apoc.util.sleep"]
+    assert _refused("`my-ns`.fn(1) AS x") == ["function `my-ns`.fn"]
+    assert _refused("ns.sub.`fn`(1) AS x") == ["function ns.sub.`fn`"]
+    assert _refused("db.labels() :: (label :: STRING)", "ProcedureCall@neo4j") == []
+    assert _refused("dbms.listConfig() :: (name :: STRING)", "ProcedureCall@neo4j") == [
+        "procedure dbms.listConfig"
+    ]
+    assert _refused("r", "LoadCSV@neo4j") == [
+        "LOAD CSV (the server would read a file or fetch a URL)"
+    ]
+    assert _refused("", "AdministrationCommand@system")[0].startswith("database 'system'")
