@@ -30,8 +30,12 @@ GDS_READ_ONLY = frozenset({"gds.graph.list", "gds.version", "gds.list"})
 GDS_FUNCTION_DENY = ("project",)
 # SHOW commands that only describe the graph's schema.
 ALLOWED_SHOW = frozenset({"ShowIndexes", "ShowConstraints"})
-# Operators that run a server command rather than read the graph.
-COMMAND_PREFIXES = ("Show", "Terminate", "Administration", "Alter", "Create", "Drop", "Enable")
+# Operators that run a server command rather than read or write the graph (writes such as
+# Create, Merge, Delete are left to the read transaction, which refuses them as writes).
+COMMAND_PREFIXES = (
+    "Show", "Terminate", "Administration", "CreateIndex", "CreateConstraint",
+    "CreateFulltextIndex", "CreatePointIndex", "CreateVectorIndex", "Drop", "DoNothingIfExists",
+)  # fmt: skip
 
 _PREFIX = "EXPLAIN "
 _POSITION = re.compile(r"line 1, column (\d+) \(offset: (\d+)\)")

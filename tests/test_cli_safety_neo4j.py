@@ -443,3 +443,14 @@ def test_demo_reset_replaces_everything_and_writes_private_files(
     assert list(exports.glob("scores-*.parquet"))
     assert oct(state.stat().st_mode & 0o777) == "0o700"
     assert _loose_files(state, exports) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["CREATE (:User {user_id: $id})", "MERGE (u:User {user_id: $id})",
+     "MATCH (n) DETACH DELETE n", "MATCH (u:User) SET u.flag = $id"],
+)  # fmt: skip
+def test_graph_writes_are_refused_by_read_mode(store: GraphStore, query: str) -> None:
+    with pytest.raises(WriteRefusedError, match="read mode"):
+        run_read_query(store, query, {"id": "intruder"})
+    assert store.read("MATCH (u:User {user_id: 'intruder'}) RETURN count(u) AS n")[0]["n"] == 0
