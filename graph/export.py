@@ -12,18 +12,19 @@ from __future__ import annotations
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, LiteralString
+from typing import TYPE_CHECKING, Any, LiteralString
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import torch
-from torch_geometric.data import HeteroData
 
 from graph import schema
 from graph.bundle import ValidatedBundle, aggregate_logins
 from graph.store import GraphStore
+
+if TYPE_CHECKING:  # torch and PyG load only when a graph is built: `riskgraph import` needs neither
+    from torch_geometric.data import HeteroData
 
 EdgeType = tuple[str, str, str]
 
@@ -420,6 +421,9 @@ def user_labels(users: pd.Index, labels: pd.DataFrame) -> pd.DataFrame:
 
 def build_data(ids: dict[str, np.ndarray], edges: dict[EdgeType, pd.DataFrame]) -> HeteroData:
     """``HeteroData`` with every relation and its ``rev_`` reverse."""
+    import torch
+    from torch_geometric.data import HeteroData
+
     data = HeteroData()
     for nt, node_ids in ids.items():
         data[nt].num_nodes = len(node_ids)

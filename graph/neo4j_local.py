@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from graph.files import PRIVATE_UMASK, private_dir, private_umask
+
 ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"
 ADMIN_TOOL = "org.neo4j.cli.AdminTool"
 JAVA_OPENS = (
@@ -29,6 +31,32 @@ JAVA_OPENS = (
     "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
     "--add-opens=java.base/java.lang=ALL-UNNAMED",
 )
+
+
+# What the server itself can close (Neo4j Community has no roles: the analyst query's plan check
+# in serving/queries.py closes the rest). No file URLs for LOAD CSV at all (the product never
+# reads files through the server), no outbound URL from Cypher to any address, and only the
+# plugin procedures riskgraph uses (GDS) may load.
+SECURITY_CONF = {
+    "dbms.security.allow_csv_import_from_file_urls": "false",
+    "internal.dbms.cypher_ip_blocklist": "0.0.0.0/0,::/0",  # Community: the internal name
+    "dbms.security.procedures.allowlist": "gds.*",
+}
+# The server sends a keep-alive every KEEP_ALIVE_S while a query runs and hints the driver to
+# give up after KEEP_ALIVE_S x KEEP_ALIVE_PROBES of silence, so a server frozen mid-query is
+# reported instead of blocking the command forever.
+KEEP_ALIVE_S, KEEP_ALIVE_PROBES = 5, 3
+KEEP_ALIVE_CONF = {
+    "server.bolt.connection_keep_alive_for_requests": "ALL",
+    "server.bolt.connection_keep_alive": f"{KEEP_ALIVE_S}s",
+    "server.bolt.connection_keep_alive_probes": str(KEEP_ALIVE_PROBES),
+    "server.bolt.connection_keep_alive_streaming_scheduling_interval": "1s",
+}
+
+
+# How long a Bolt connection (TCP connect and handshake) may take before it counts as failed: a
+# silent server is reported in seconds, not after the driver's 60 s and 30 s of retries.
+CONNECT_TIMEOUT_S = 5.0
 
 
 class Neo4jProvisionError(RuntimeError):
@@ -92,7 +120,7 @@ class LocalNeo4j:
         """The server's password, generated on first use and kept (mode 0600) in the state folder."""
         if self._password_file.exists():
             return self._password_file.read_text().strip()
-        self.home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.home)
         pw = secrets.token_urlsafe(24)
         fd = os.open(self._password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -108,14 +136,15 @@ class LocalNeo4j:
         mvn = shutil.which("mvn")
         if mvn is None:
             raise Neo4jProvisionError("Maven ('mvn') is not on PATH; it is needed to fetch Neo4j.")
-        self.home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.home)
         pom = self.home / "pom.xml"
-        pom.write_text(resources.files("graph").joinpath("neo4j_runtime/pom.xml").read_text())
+        with private_umask():
+            pom.write_text(resources.files("graph").joinpath("neo4j_runtime/pom.xml").read_text())
         cmd = [
             mvn, "-q", "-B", "-f", str(pom), "dependency:build-classpath",
             f"-Dneo4j.version={self.config.version}", f"-Dmdep.outputFile={cp_file}",
         ]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, umask=PRIVATE_UMASK)
         if proc.returncode != 0 or not cp_file.exists():
             raise Neo4jProvisionError(
                 f"Maven could not resolve org.neo4j:neo4j:{self.config.version} "
@@ -126,8 +155,9 @@ class LocalNeo4j:
     def _write_conf(self) -> Path:
         h = self.home
         conf_dir = h / "conf"
+        private_dir(h)
         for sub in ("conf", "data", "logs", "run", "plugins", "import"):
-            (h / sub).mkdir(parents=True, exist_ok=True)
+            private_dir(h / sub)
         lines = {
             "server.bolt.listen_address": f"127.0.0.1:{self.config.port}",
             "server.bolt.advertised_address": f"127.0.0.1:{self.config.port}",
@@ -143,8 +173,11 @@ class LocalNeo4j:
             "server.memory.pagecache.size": self.config.pagecache,
             "db.tx_log.rotation.retention_policy": "1G size",
             "db.transaction.timeout": "0s",
+            **SECURITY_CONF,
+            **KEEP_ALIVE_CONF,
         }
-        (conf_dir / "neo4j.conf").write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
+        with private_umask():
+            (conf_dir / "neo4j.conf").write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
         return conf_dir
 
     def _java_env(self, conf_dir: Path) -> dict[str, str]:
@@ -153,17 +186,38 @@ class LocalNeo4j:
         env["NEO4J_CONF"] = str(conf_dir)
         return env
 
-    def admin(self, *args: str, heap: str | None = None) -> subprocess.CompletedProcess[str]:
-        """Run ``neo4j-admin`` (e.g. ``database import full``) against this server's home."""
+    def admin(
+        self, *args: str, heap: str | None = None, secret: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``neo4j-admin`` (e.g. ``database import full``) against this server's home.
+
+        ``secret``: the arguments hold a secret, so they travel in a Java ``@argfile`` (mode
+        0600, removed afterwards) and the process's command line shows only the file's path;
+        any local user can read every process's arguments (``ps``, ``/proc/*/cmdline``).
+        """
         java = _java()
         conf_dir = self._write_conf()
-        cmd = [
-            java, f"-Xmx{heap or self.config.heap}", *JAVA_OPENS,
-            "-cp", self.classpath(), ADMIN_TOOL, *args,
+        java_args = [
+            f"-Xmx{heap or self.config.heap}", *JAVA_OPENS, "-cp", self.classpath(), ADMIN_TOOL,
+            *args,
         ]  # fmt: skip
-        return subprocess.run(
-            cmd, capture_output=True, text=True, env=self._java_env(conf_dir), check=False
-        )
+        env = self._java_env(conf_dir)
+        if not secret:
+            return subprocess.run(
+                [java, *java_args], capture_output=True, text=True, env=env, check=False,
+                umask=PRIVATE_UMASK,
+            )  # fmt: skip
+        argfile = self.home / "run" / f"admin-args-{secrets.token_hex(8)}"
+        fd = os.open(argfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write("\n".join(_argfile_quote(a) for a in java_args) + "\n")
+            return subprocess.run(
+                [java, f"@{argfile}"], capture_output=True, text=True, env=env, check=False,
+                umask=PRIVATE_UMASK,
+            )  # fmt: skip
+        finally:
+            argfile.unlink(missing_ok=True)
 
     # -- lifecycle ---------------------------------------------------------------------
     def _pid(self) -> int | None:
@@ -203,7 +257,7 @@ class LocalNeo4j:
         first_start = not (self.home / "data" / "dbms").exists()
         if first_start:
             # "--" ends option parsing: a generated password may start with "-".
-            proc = self.admin("dbms", "set-initial-password", "--", self.password())
+            proc = self.admin("dbms", "set-initial-password", "--", self.password(), secret=True)
             if proc.returncode != 0:
                 raise Neo4jProvisionError(f"setting the initial password failed: {proc.stderr}")
         cmd = [
@@ -211,18 +265,26 @@ class LocalNeo4j:
             *JAVA_OPENS, "-cp", classpath, ENTRY_POINT,
             f"--home-dir={self.home}", f"--config-dir={conf_dir}",
         ]  # fmt: skip
-        with open(self.console_log, "ab") as log:
+        with private_umask(), open(self.console_log, "ab") as log:
             proc_handle = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, start_new_session=True,
+                env=env, start_new_session=True, umask=PRIVATE_UMASK,
             )  # fmt: skip
-        self._pid_file.write_text(str(proc_handle.pid))
+        with private_umask():
+            self._pid_file.write_text(str(proc_handle.pid))
         self._wait_for_bolt(timeout_s, proc_handle)
         return self.status()
 
     def _wait_for_bolt(self, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+        """Wait until Bolt accepts our credentials.
+
+        ``proc`` is the server we just started: it gets ``timeout_s`` to come up. A server that
+        was already running (``proc`` is None) and takes a connection without answering the
+        Bolt handshake within ``CONNECT_TIMEOUT_S`` is frozen or overloaded: say so at once
+        rather than retrying for minutes.
+        """
         from neo4j import GraphDatabase
-        from neo4j.exceptions import AuthError, ServiceUnavailable
+        from neo4j.exceptions import AuthError
 
         deadline = time.monotonic() + timeout_s
         last_error: Exception | None = None
@@ -233,8 +295,15 @@ class LocalNeo4j:
                     f"see {self.home / 'logs'}:\n{_tail(self.console_log)}"
                 )
             if _port_open(self.config.port):
+                tried = time.monotonic()
                 try:
-                    with GraphDatabase.driver(self.uri, auth=("neo4j", self.password())) as drv:
+                    with GraphDatabase.driver(
+                        self.uri,
+                        auth=("neo4j", self.password()),
+                        connection_timeout=CONNECT_TIMEOUT_S,
+                        connection_acquisition_timeout=CONNECT_TIMEOUT_S,
+                        max_transaction_retry_time=0.0,
+                    ) as drv:
                         drv.verify_connectivity()
                         drv.execute_query("RETURN 1", database_="neo4j")
                     return
@@ -242,8 +311,15 @@ class LocalNeo4j:
                     raise Neo4jProvisionError(
                         f"Neo4j at {self.uri} rejected the password in {self._password_file}"
                     ) from exc
-                except (ServiceUnavailable, OSError, Exception) as exc:
+                except Exception as exc:  # still starting: any failure means "not yet"
                     last_error = exc
+                    if proc is None and time.monotonic() - tried >= 0.9 * CONNECT_TIMEOUT_S:
+                        raise Neo4jProvisionError(
+                            f"Neo4j at {self.uri} (pid {self._pid()}) accepts connections but "
+                            f"has not answered within {CONNECT_TIMEOUT_S:.0f} s: it is frozen "
+                            "or overloaded; restart it with `riskgraph neo4j stop` then "
+                            f"`riskgraph neo4j start` (logs: {self.home / 'logs'})"
+                        ) from exc
             time.sleep(1.0)
         raise Neo4jProvisionError(
             f"Neo4j did not answer on {self.uri} within {timeout_s:.0f}s ({last_error}); "
@@ -274,6 +350,11 @@ def _java() -> str:
     if not java or not Path(java).exists():
         raise Neo4jProvisionError("Java 17+ ('java') is not on PATH; Neo4j 5.26 needs it.")
     return java
+
+
+def _argfile_quote(arg: str) -> str:
+    """One argument for a Java ``@argfile``: double-quoted, with backslash and quote escaped."""
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _alive(pid: int) -> bool:

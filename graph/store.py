@@ -24,12 +24,36 @@ ProgressFn = Callable[[int], None]
 class GraphStore:
     """A thin, typed wrapper over the neo4j driver for one database."""
 
-    def __init__(self, uri: str, user: str, password: str, database: str = "neo4j") -> None:
+    def __init__(
+        self,
+        uri: str,
+        user: str,
+        password: str,
+        database: str = "neo4j",
+        connect_timeout_s: float = 5.0,
+        retry_s: float = 5.0,
+    ) -> None:
+        """Open the driver and check the server answers, so a dead one fails here, in seconds.
+
+        ``connect_timeout_s`` bounds the TCP connect and the Bolt handshake (a frozen server
+        accepts connections and never answers); ``retry_s`` bounds the driver's retries of a
+        transient failure (the default 30 s turned a refused connection into a long wait).
+        """
         self.uri = uri
         self.database = database
         self.driver: Driver = GraphDatabase.driver(
-            uri, auth=(user, password), notifications_min_severity="OFF"
+            uri,
+            auth=(user, password),
+            notifications_min_severity="OFF",
+            connection_timeout=connect_timeout_s,
+            connection_acquisition_timeout=connect_timeout_s,
+            max_transaction_retry_time=retry_s,
         )
+        try:
+            self.driver.verify_connectivity()
+        except BaseException:
+            self.driver.close()
+            raise
 
     def close(self) -> None:
         self.driver.close()

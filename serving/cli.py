@@ -1,23 +1,56 @@
 """The ``riskgraph`` command line.
 
 Settings come from ``RISKGRAPH_*`` environment variables (see ``serving/settings.py``); options
-given here override them for one run.
+given here override them for one run. Heavy libraries (torch, transformers) are imported by the
+commands that need them, never here. Every failure prints one line (``serving/errors.py``);
+``--debug`` or ``RISKGRAPH_DEBUG=1`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import os
+import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer._click.core import Context as ClickContext  # typer >= 0.29 vendors its click
+from typer.core import TyperGroup
 
+from graph.files import PRIVATE_UMASK
+from serving.errors import Server, describe
 from serving.settings import Settings
 
+
+class _OneLineErrors(TyperGroup):
+    """The command group: whatever a command raises becomes one readable line and an exit code.
+
+    Catching here, around every command, is what makes the guarantee hold for commands added
+    later; ``--debug`` lets the exception through with its traceback.
+    """
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):  # usage errors, exits: typer's
+            raise
+        except KeyboardInterrupt:
+            err.print("[bold red]error:[/] interrupted")
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if ctx.params.get("debug"):  # --debug, or RISKGRAPH_DEBUG through the option's envvar
+                raise
+            message, code = describe(exc, _server())
+            err.print(f"[bold red]error:[/] {escape(message)}")
+            raise typer.Exit(code) from None
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     help="riskgraph: GNN credit scores and fraud rings over a Neo4j marketplace graph.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -29,16 +62,39 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 @app.callback()
-def _quiet_libraries() -> None:
-    """Keep library chatter (deprecation notices, weight-loading bars) out of command output."""
-    import warnings
-
+def _setup(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            envvar="RISKGRAPH_DEBUG",
+            help="show the full traceback of a failure instead of one line",
+        ),
+    ] = False,
+) -> None:
+    """Private files, quiet libraries; no heavy import here (`--help` stays instant)."""
     warnings.filterwarnings("ignore", category=FutureWarning)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from transformers.utils import logging as hf_logging
+    # Everything a command writes (state, artifacts, caches, score exports, reports) is
+    # readable by this user only.
+    old_umask = os.umask(PRIVATE_UMASK)
+    ctx.call_on_close(lambda: os.umask(old_umask))
+    if not debug:  # the driver's retry notices would break the one-line promise
+        logging.getLogger("neo4j").setLevel(logging.CRITICAL)
 
-    hf_logging.disable_progress_bar()
+
+def _server() -> Server | None:
+    """The server the settings point at, for error messages (None if the settings are bad)."""
+    try:
+        s = Settings()
+    except Exception:
+        return None
+    if s.neo4j_uri:
+        return Server(s.neo4j_uri, s.neo4j_user, local=False)
+    home = s.neo4j_home.expanduser()
+    return Server(f"bolt://127.0.0.1:{s.neo4j_port}", "neo4j", True, str(home / "password"))
 
 
 def _settings() -> Settings:
@@ -46,7 +102,7 @@ def _settings() -> Settings:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
 
 
@@ -54,18 +110,14 @@ def _fail(message: str, code: int = 1) -> None:
 @neo4j_app.command("start")
 def neo4j_start() -> None:
     """Start the local Neo4j (fetched from Maven Central on first use); waits until Bolt answers."""
-    from graph.neo4j_local import Neo4jProvisionError
     from serving.connect import local_server
 
     settings = _settings()
     if settings.neo4j_uri:
         console.print(f"RISKGRAPH_NEO4J_URI is set: using {settings.neo4j_uri}, nothing started")
         return
-    try:
-        with console.status("starting Neo4j (first start downloads it with Maven)…"):
-            status = local_server(settings).start()
-    except Neo4jProvisionError as exc:
-        _fail(str(exc))
+    with console.status("starting Neo4j (first start downloads it with Maven)…"):
+        status = local_server(settings).start()
     console.print(
         f"Neo4j {status.version} running on {status.uri} (pid {status.pid}, home {status.home})"
     )
@@ -226,16 +278,12 @@ def train(
 @app.command()
 def score() -> None:
     """Score every user; write scores onto the User nodes and a Parquet export."""
-    from encoders.features import FeatureMismatchError
     from serving.connect import open_store
     from serving.pipeline import run_score
 
     settings = _settings()
-    try:
-        with open_store(settings) as store:
-            scores, path, version = run_score(store, settings, console)
-    except (FeatureMismatchError, FileNotFoundError) as exc:
-        _fail(str(exc))
+    with open_store(settings) as store:  # no artifact, or features that do not match it: one line
+        scores, path, version = run_score(store, settings, console)
     console.print(f"scored {len(scores.frame):,} users with model {version}; export {path}")
 
 
@@ -258,28 +306,48 @@ def rings() -> None:
 @app.command()
 def cypher(
     query: Annotated[str, typer.Argument(help="Cypher text; use $name for values")],
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print rows as JSON lines")] = False,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help="a value for $name: name=value is the string value; name:TYPE=value with "
+            "TYPE int, float, bool or json (lists, maps, null) types it, e.g. -p id=7 (the "
+            "string '7'), -p n:int=7, -p ids:json='[\"U1\",\"U2\"]'",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="print rows as JSON lines (NaN and Infinity print as null)"),
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="seconds before the server stops the query (default: setting)"),
+    ] = None,
 ) -> None:
-    """Run a read-only Cypher query (writes are refused) and print the rows."""
-    from serving.connect import open_store
-    from serving.queries import WriteRefusedError, parse_params, run_read_query
+    """Run a query that only reads the graph, and print the rows.
 
-    try:
-        params = parse_params(param or [])
-        with open_store(_settings()) as store:
-            rows = run_read_query(store, query, params)
-    except (WriteRefusedError, ValueError) as exc:
-        _fail(str(exc), code=2)
+    Refused before it runs, from the server's plan of it: writes, LOAD CSV, administration
+    commands (SHOW USERS, SHOW SETTINGS, SHOW TRANSACTIONS, …) and any procedure outside
+    db.labels, db.relationshipTypes, db.propertyKeys, db.schema.* and GDS's stream, stats and
+    estimate modes. The refusal names what it refused.
+    """
+    from serving.connect import open_store
+    from serving.queries import json_line, parse_params, run_read_query
+
+    settings = _settings()
+    params = parse_params(param or [])
+    with open_store(settings) as store:
+        rows = run_read_query(store, query, params, timeout or settings.query_timeout_s)
     if as_json:
         for row in rows:
-            typer.echo(json.dumps(row, default=str))
+            typer.echo(json_line(row))
         return
     table = Table()
     for key in rows[0].keys() if rows else []:
-        table.add_column(key)
+        table.add_column(escape(key))
     for row in rows:
-        table.add_row(*(str(v) for v in row.values()))
+        table.add_row(*(escape(str(v)) for v in row.values()))
     console.print(table)
 
 
@@ -302,12 +370,24 @@ def demo(
     users: Annotated[int, typer.Option(help="users in the generated marketplace")] = 10_000,
     seed: Annotated[int, typer.Option(help="generator and training seed")] = 0,
     workdir: Annotated[Path, typer.Option(help="where the bundle is written")] = Path("out"),
+    reset: Annotated[
+        bool,
+        typer.Option(
+            "--reset",
+            help="delete everything in the configured database first; without it the demo "
+            "refuses a database that is not empty",
+        ),
+    ] = False,
 ) -> None:
-    """generate → import → train → score → rings on a fresh marketplace, then a summary."""
+    """generate → import → train → score → rings on a fresh marketplace, then a summary.
+
+    The demo needs an empty database: it refuses one that holds anything (riskgraph's or
+    not) unless --reset is given, which deletes every node and relationship in it first.
+    """
     from serving.demo import print_summary, run_demo
 
     settings = _settings()
-    summary = run_demo(settings, users, seed, workdir, console)
+    summary = run_demo(settings, users, seed, workdir, console, reset=reset)
     print_summary(summary, console)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from graph.files import private_dir
 from graph.neo4j_local import LocalNeo4j, LocalNeo4jConfig
 from graph.store import GraphStore
 from serving.settings import Settings
@@ -18,8 +20,15 @@ class Connection:
     local: bool
 
 
+def private_state(settings: Settings) -> Path:
+    """The state folder, created (or tightened) to mode 0700: it holds the password, the store
+    files, artifacts and caches, which are this user's only."""
+    return private_dir(settings.state_dir.expanduser())
+
+
 def local_server(settings: Settings) -> LocalNeo4j:
     """The project's own server, configured from settings (nothing is started here)."""
+    private_state(settings)
     return LocalNeo4j(
         LocalNeo4jConfig(
             home=settings.neo4j_home,
@@ -52,4 +61,10 @@ def open_store(settings: Settings, *, start: bool = True) -> GraphStore:
     conn = connection(settings)
     if conn.local and start:
         local_server(settings).start()
-    return GraphStore(conn.uri, conn.user, conn.password, conn.database)
+    return GraphStore(
+        conn.uri,
+        conn.user,
+        conn.password,
+        conn.database,
+        connect_timeout_s=settings.neo4j_connect_timeout_s,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, LiteralString
 
 from rich.console import Console
 from rich.table import Table
@@ -36,18 +36,38 @@ class DemoSummary:
     split: str = ""
 
 
+class DatabaseNotEmptyError(PermissionError):
+    """The demo would overwrite a database that holds something; the message says how to allow it."""
+
+
+NODE_COUNT: LiteralString = "MATCH (n) RETURN count(n) AS n"
+
+
 def run_demo(
-    settings: Settings, users: int, seed: int, workdir: Path, console: Console, reset: bool = True
+    settings: Settings, users: int, seed: int, workdir: Path, console: Console, reset: bool = False
 ) -> DemoSummary:
-    """Run the main job on a generated marketplace and return what it measured."""
+    """Run the main job on a generated marketplace and return what it measured.
+
+    Refuses (``DatabaseNotEmptyError``, before anything is generated or written) a database
+    that holds any node, riskgraph's or not, unless ``reset`` deletes them first: with
+    ``RISKGRAPH_NEO4J_URI`` set, the database may be a shared server's.
+    """
     summary = DemoSummary()
     t = summary.timings
     bundle = workdir / f"marketplace-{users}-{seed}"
-    with timed(t, "generate"):
-        generate_marketplace(GeneratorConfig(n_users=users, seed=seed), bundle)
     with open_store(settings) as store:
+        held = int(store.read(NODE_COUNT)[0]["n"])
+        if held and not reset:
+            raise DatabaseNotEmptyError(
+                f"the database {store.database!r} at {store.uri} is not empty ({held:,} nodes) "
+                "and the demo would mix its graph into them: rerun with `riskgraph demo "
+                "--reset` to delete everything in it first, or point RISKGRAPH_NEO4J_URI / "
+                "RISKGRAPH_STATE_DIR at an empty one"
+            )
         if reset:
             store.delete_all()
+        with timed(t, "generate"):
+            generate_marketplace(GeneratorConfig(n_users=users, seed=seed), bundle)
         with timed(t, "import"):
             report = run_import(store, settings, bundle, None, console)
         summary.rejected = report.total_rejected

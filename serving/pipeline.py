@@ -12,29 +12,31 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import LiteralString
+from typing import TYPE_CHECKING, LiteralString
 
 import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from encoders.features import NodeFeatures, build_features
-from encoders.text import ReviewEncoder
 from graph.bulk import BulkImportError, BulkReport, bulk_import
 from graph.bundle import read_bundle
 from graph.export import GraphExport, existing_ids, export_graph, user_labels
+from graph.files import private_umask
 from graph.load import ImportReport, import_bundle
 from graph.store import GraphStore
 from graph.writeback import replace_rings, write_merchant_scores, write_user_scores
-from serving.connect import local_server
+from serving.connect import local_server, private_state
 from serving.settings import Settings
-from training.artifact import ModelArtifact, load_artifact, save_artifact
-from training.baselines import compare
-from training.fit import TrainConfig, TrainResult, fit
-from training.predict import Scores, score_users
-from training.rings import RingConfig, Rings, detect_rings, match_planted
-from training.scorecard import ScoreScale
+
+# torch, transformers and the model code load in the stages that use them, so that `import`,
+# `cypher`, `reset` and `neo4j …` start in a second (STYLE: no work at import time).
+if TYPE_CHECKING:
+    from encoders.features import NodeFeatures
+    from training.artifact import ModelArtifact
+    from training.fit import TrainResult
+    from training.predict import Scores
+    from training.rings import Rings
 
 
 def progress_bar(console: Console) -> Progress:
@@ -42,6 +44,10 @@ def progress_bar(console: Console) -> Progress:
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, transient=True,
     )  # fmt: skip
+
+
+class EmptyGraphError(ValueError):
+    """The database holds nothing to train on or score; the message says what to run first."""
 
 
 @dataclass
@@ -56,16 +62,34 @@ def load_context(
     store: GraphStore, settings: Settings, console: Console, graph: GraphExport | None = None
 ) -> GraphContext:
     """Export the graph (unless given) and compute every node's features."""
+    from encoders.features import build_features
+    from encoders.text import ReviewEncoder
+
+    _quiet_transformers()
     graph = graph or export_graph(store)
-    encoder = ReviewEncoder(
-        settings.review_model,
-        batch_size=settings.encode_batch_size,
-        cache_dir=settings.embedding_cache_dir,
-        device="cpu" if settings.encode_int8 else settings.device,
-        quantize_int8=settings.encode_int8,
-    )
-    features = build_features(graph, encoder, show_progress=console.is_terminal)
+    if len(graph.ids["user"]) == 0:
+        raise EmptyGraphError(
+            f"the database {store.database!r} at {store.uri} holds no users: import a bundle "
+            "first (`riskgraph import BUNDLE`, or `riskgraph demo`)"
+        )
+    private_state(settings)
+    with private_umask():  # the embedding cache is written for this user only
+        encoder = ReviewEncoder(
+            settings.review_model,
+            batch_size=settings.encode_batch_size,
+            cache_dir=settings.embedding_cache_dir,
+            device="cpu" if settings.encode_int8 else settings.device,
+            quantize_int8=settings.encode_int8,
+        )
+        features = build_features(graph, encoder, show_progress=console.is_terminal)
     return GraphContext(graph, features)
+
+
+def _quiet_transformers() -> None:
+    """Keep weight-loading bars and notices out of command output (imports transformers)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 def default_report_dir(bundle_dir: Path) -> Path:
@@ -107,9 +131,10 @@ def run_bulk_import(
         )
     bundle = read_bundle(bundle_dir)
     server = local_server(settings)
-    work_dir = settings.state_dir / "bulk-import"
+    work_dir = private_state(settings) / "bulk-import"
     started = time.perf_counter()
-    bulk = bulk_import(server, bundle, work_dir, force=force)
+    with private_umask():  # the staged CSV files hold the whole bundle
+        bulk = bulk_import(server, bundle, work_dir, force=force)
     report = ImportReport.of(
         bundle,
         loaded={t: len(f) for t, f in bundle.tables.items()},
@@ -132,6 +157,11 @@ def run_train(
     ``truth_path``: a ground-truth table (``user_id``, ``fraud``, ``default``; the generator's
     ``truth.csv``) to report held-out metrics against the truth too; never used for fitting.
     """
+    from training.artifact import save_artifact
+    from training.baselines import compare
+    from training.fit import TrainConfig, fit
+    from training.scorecard import ScoreScale
+
     ctx = ctx or load_context(store, settings, console)
     config = TrainConfig(
         hidden=settings.hidden_dim, epochs=settings.epochs, patience=settings.patience,
@@ -156,9 +186,10 @@ def run_train(
             settings.seed, truth,
         )  # fmt: skip
     scale = ScoreScale(settings.base_score, settings.base_odds, settings.pdo)
-    folder = save_artifact(
-        result, scale, settings.artifacts, {"review_model": settings.review_model}
-    )
+    with private_umask():  # artifacts: this user only
+        folder = save_artifact(
+            result, scale, settings.artifacts, {"review_model": settings.review_model}
+        )
     return result, folder
 
 
@@ -180,6 +211,9 @@ def run_score(
     artifact: ModelArtifact | None = None,
 ) -> tuple[Scores, Path, str]:
     """Score every user, write the scores onto the graph and to Parquet."""
+    from training.artifact import load_artifact
+    from training.predict import score_users
+
     ctx = ctx or load_context(store, settings, console)
     artifact = artifact or load_artifact(settings.artifacts)
     scores = score_users(ctx.graph, ctx.features, artifact, settings.device)
@@ -193,10 +227,11 @@ def run_score(
     merchants = pd.DataFrame({"merchant_id": ctx.graph.ids["merchant"],
                               "risk_score": scores.merchant_risk})  # fmt: skip
     write_merchant_scores(store, merchants, artifact.version, scored_at, settings.write_batch_size)
-    settings.export_dir.mkdir(parents=True, exist_ok=True)
     path = settings.export_dir / f"scores-{artifact.version}.parquet"
     export = scores.frame.assign(score_version=artifact.version, scored_at=scored_at)
-    export.to_parquet(path, index=False)
+    with private_umask():  # scores are personal data: the export is for this user only
+        settings.export_dir.mkdir(parents=True, exist_ok=True)
+        export.to_parquet(path, index=False)
     return scores, path, artifact.version
 
 
@@ -210,6 +245,8 @@ def run_rings(
     store: GraphStore, settings: Settings, console: Console, ctx: GraphContext | None = None
 ) -> tuple[Rings, dict[str, float]]:
     """Detect rings from the stored risk scores and replace the previous run's rings."""
+    from training.rings import RingConfig, detect_rings, match_planted
+
     ctx = ctx or load_context(store, settings, console)
     risk_cols = store.read_columns(RISK)
     risk = np.zeros(len(ctx.graph.ids["user"]))

@@ -41,6 +41,20 @@ class Settings(BaseSettings):
     neo4j_heap: str = "2g"
     neo4j_pagecache: str = "1g"
     write_batch_size: int = Field(10_000, ge=1, description="rows per UNWIND write transaction")
+    neo4j_connect_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="seconds a Bolt connection (TCP connect and handshake) may take before the "
+        "command fails: a stopped or frozen server is reported in seconds",
+    )
+    query_timeout_s: float = Field(
+        60.0, gt=0, description="time limit of one `riskgraph cypher` query (server-side)"
+    )
+    debug: bool = Field(
+        False,
+        description="show tracebacks instead of one-line errors (read by the CLI's --debug "
+        "option, so that it works even when another setting is invalid)",
+    )
 
     # -- files ---------------------------------------------------------------------------
     state_dir: Path = Field(default_factory=_default_state_dir)
