@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+from typer.testing import CliRunner
 
 from graph import generator_fraud as fraud
 from graph.bundle import read_bundle
@@ -202,3 +203,111 @@ def test_realistic_preset_plants_hidden_rings_as_often_as_device_farms(realistic
     off = replace(REALISTIC, coordinated_ring_share=0.0, fragmented_ring_share=0.0)
     kinds = set(fraud.ROLE_NAMES[r] for r in np.unique(_simulate(off).plan.role))
     assert not kinds & {"coordinated_ring", "fragmented_ring"}
+
+
+@pytest.mark.parametrize("share", [0.3, 0.7])
+def test_fraud_recency_puts_the_share_in_the_last_quarter(tmp_path: Path, share: float) -> None:
+    def recent_share(config: GeneratorConfig, out_dir: Path) -> tuple[float, Bundle]:
+        bundle = _generate(config, out_dir)
+        truth = bundle["truth"]
+        opened = truth[truth["typology"].isin(OPENED)]
+        assert len(opened) > 250
+        return float((opened["created"] >= QUARTER).mean()), bundle
+
+    on, bundle = recent_share(replace(REALISTIC, fraud_recency=share), tmp_path / "on")
+    assert abs(on - share) <= 0.01
+    truth = bundle["truth"]
+    for typology in ("device_farm", "lone", "coordinated_ring", "fragmented_ring"):
+        mine = truth[truth["typology"] == typology]
+        assert 0 < (mine["created"] >= QUARTER).sum() < len(mine), typology  # none left out
+    legit = truth[truth["typology"] == "legit"]
+    assert 0.15 < (legit["created"] >= QUARTER).mean() < 0.3  # legit accounts do not move
+    for table in ("orders", "reviews", "logins"):
+        rows = bundle[table]
+        joined = rows["user_id"].map(truth.set_index("user_id")["created"])
+        assert (rows["ts"] >= joined).all() and (rows["ts"] < END).all(), table
+    off, _ = recent_share(replace(REALISTIC, fraud_recency=None), tmp_path / "off")
+    assert off < 0.35  # without the knob, fraud is spread over the span
+
+
+def test_label_maturity_leaves_the_newest_accounts_unlabelled(
+    realistic: Bundle, tmp_path: Path
+) -> None:
+    delay = pd.Timedelta(days=REALISTIC.label_maturity_days or 0)
+    assert delay == pd.Timedelta(days=30)
+
+    def labelled_by_age(bundle: Bundle) -> pd.DataFrame:
+        truth = bundle["truth"]
+        age = END - truth["created"]
+        return pd.DataFrame(
+            {
+                "labelled": truth["user_id"].isin(bundle["labels"]["user_id"]),
+                "young": age < delay,
+                "mature": age > delay + pd.Timedelta(days=3),
+                "legit": truth["fraud"] == "0",
+            }
+        )
+
+    on = labelled_by_age(realistic)
+    assert on[on["young"]]["labelled"].mean() < 0.03
+    mature_legit = on[on["mature"] & on["legit"]]["labelled"].mean()
+    assert abs(mature_legit - REALISTIC.label_observed) < 0.03  # every due label sampled
+    off = labelled_by_age(_generate(replace(REALISTIC, label_maturity_days=None), tmp_path))
+    assert off[off["young"]]["labelled"].mean() > 0.5  # without the knob: labelled at once
+
+    labels = realistic["labels"].merge(realistic["truth"], on="user_id", suffixes=("", "_t"))
+    known = pd.to_datetime(labels["observed_at"], utc=True)
+    assert (known <= END).all()
+    assert (known - labels["created"] >= delay / 2).all()  # fastest: a chargeback at 0.5 delay
+    # Fraud opened lately is labelled far less than older fraud: the newest are least known.
+    fraud = realistic["truth"][realistic["truth"]["fraud"] == "1"]
+    is_known = fraud["user_id"].isin(labels["user_id"])
+    recent = fraud["created"] >= QUARTER
+    assert is_known[recent].mean() < 0.5 * is_known[~recent].mean()
+
+
+@pytest.mark.parametrize("share", [0.0, 0.25, 0.5, 0.8])
+def test_camouflage_sets_the_share_of_ordinary_orders_of_fraud_accounts(share: float) -> None:
+    sim = _simulate(replace(REALISTIC, camouflage_share=share))
+    role = sim.plan.role[sim.orders.user]
+    fraudster = np.isin(role, (*fraud.FRAUD_OPENED, fraud.BUST_OUT))
+    ordinary = sim.orders.kind[fraudster] == fraud.ORDINARY
+    assert abs(ordinary.mean() - share) <= 0.02
+    if share == 0.0:
+        assert not ordinary.any()
+    else:  # legit-looking: the legit status rates, no chargeback spree
+        statuses = sim.orders.status[fraudster][ordinary]
+        assert (statuses == fraud.CHARGEBACK).mean() < 0.02
+        assert (statuses == fraud.PAID).mean() > 0.85
+    # The takeover victim's own orders are not the fraudster's: left as they were.
+    takeover = role == fraud.TAKEOVER
+    legacy = _simulate(replace(REALISTIC, camouflage_share=None))
+    same = legacy.plan.role[legacy.orders.user] == fraud.TAKEOVER
+    assert takeover.sum() == same.sum()
+
+
+def test_cli_generate_switches_the_knobs(tmp_path: Path) -> None:
+    from serving.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "realistic"
+    args = ["generate", "--out", str(out), "--users", "2000", "--realistic", "--camouflage", "0.5"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    typologies = set(pd.read_csv(out / "truth.csv")["typology"])
+    assert {"coordinated_ring", "fragmented_ring"} <= typologies
+    expected = replace(GeneratorConfig.realistic(2000, 0), camouflage_share=0.5)
+    generate_marketplace(expected, tmp_path / "expected")
+    for name in ("orders.csv", "labels.csv", "rings.csv"):
+        assert (out / name).read_bytes() == (tmp_path / "expected" / name).read_bytes(), name
+    single = tmp_path / "single"
+    result = runner.invoke(
+        app, ["generate", "--out", str(single), "--users", "2000", "--coordinated-rings", "0.03"]
+    )
+    assert result.exit_code == 0, result.output
+    typologies = set(pd.read_csv(single / "truth.csv")["typology"])
+    assert "coordinated_ring" in typologies and "fragmented_ring" not in typologies
+    bad = runner.invoke(
+        app, ["generate", "--out", str(tmp_path / "bad"), "--label-maturity-days", "400"]
+    )
+    assert bad.exit_code == 1 and "label_maturity_days" in bad.output
