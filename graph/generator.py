@@ -12,7 +12,7 @@ Fraud typologies live in ``graph.generator_fraud`` (rings that hide their device
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -504,41 +504,6 @@ class _Simulation:
     default: np.ndarray
 
 
-def _recent_starts(
-    rng: np.random.Generator,
-    plan: fraud.RolePlan,
-    recent_ring: np.ndarray,
-    sync: rings.SyncPlan,
-    start: int,
-    end: int,
-) -> tuple[np.ndarray, rings.SyncPlan]:
-    """Ring start times under fraud recency: recent rings' accounts fall in the last quarter.
-
-    Farm accounts are created in the two days after ``t0``, review accounts in the twenty
-    days before it, coordinated and fragmented members over their ring's lead before it (for
-    a recent ring cut so that two weeks of activity still fit in the span).
-    """
-    n_old = plan.n_farm_rings + plan.n_review_rings
-    farm = np.arange(n_old) < plan.n_farm_rings
-    quarter = realism.last_quarter(start, end)
-    room = np.r_[np.full(n_old, 10 * DAY), np.full(sync.n_rings, 15 * DAY)]
-    recent_sync = recent_ring[n_old:]
-    sync_lead = np.where(
-        recent_sync, np.minimum(sync.lead, max(end - 15 * DAY - quarter, DAY)), sync.lead
-    )
-    t0 = realism.recent_ring_starts(
-        rng,
-        recent_ring,
-        lead=np.r_[np.where(farm, 0, 20 * DAY), sync_lead],
-        tail=np.r_[np.where(farm, 2 * DAY, 0), np.zeros(sync.n_rings, dtype=np.int64)],
-        room=room,
-        earliest=np.r_[np.where(farm, start, start + 20 * DAY), sync_lead + start],
-        start=start,
-        end=end,
-    )
-    return t0[:n_old], replace(sync, t0=t0[n_old:], lead=sync_lead)
-
-
 def _simulate(config: GeneratorConfig) -> _Simulation:
     """Run every behaviour in a fixed order so a seed always yields the same marketplace.
 
@@ -574,7 +539,7 @@ def _simulate(config: GeneratorConfig) -> _Simulation:
     recent_user = None
     if config.fraud_recency is not None:
         recent_ring, recent_user = realism.recent_units(aux, plan, config.fraud_recency)
-        ring_t0, sync = _recent_starts(aux, plan, recent_ring, sync, start, end)
+        ring_t0, sync = realism.recent_starts(aux, plan, recent_ring, sync, start, end)
     episodes = fraud.plan_episodes(rng, plan, start, end)
     users = _make_users(rng, config, plan, ring_t0, episodes, start, end)
     if sync.n_rings > 0:

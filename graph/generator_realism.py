@@ -19,6 +19,8 @@ the rest of the marketplace is byte-identical to a run without them.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from graph.generator_fraud import (
@@ -35,6 +37,7 @@ from graph.generator_fraud import (
     OrderBatch,
     RolePlan,
 )
+from graph.generator_rings import SyncPlan
 
 
 def last_quarter(start: int, end: int) -> int:
@@ -88,6 +91,41 @@ def recent_ring_starts(
     low = np.where(recent_ring, quarter + lead, earliest)
     high = np.where(recent_ring, end - room, quarter - tail - 1)
     return _between(rng, low, high)
+
+
+def recent_starts(
+    rng: np.random.Generator,
+    plan: RolePlan,
+    recent_ring: np.ndarray,
+    sync: SyncPlan,
+    start: int,
+    end: int,
+) -> tuple[np.ndarray, SyncPlan]:
+    """Ring start times under fraud recency: recent rings' accounts fall in the last quarter.
+
+    Farm accounts are created in the two days after ``t0``, review accounts in the twenty
+    days before it, coordinated and fragmented members over their ring's lead before it (for
+    a recent ring cut so that two weeks of activity still fit in the span).
+    """
+    n_old = plan.n_farm_rings + plan.n_review_rings
+    farm = np.arange(n_old) < plan.n_farm_rings
+    quarter = last_quarter(start, end)
+    room = np.r_[np.full(n_old, 10 * DAY), np.full(sync.n_rings, 15 * DAY)]
+    recent_sync = recent_ring[n_old:]
+    sync_lead = np.where(
+        recent_sync, np.minimum(sync.lead, max(end - 15 * DAY - quarter, DAY)), sync.lead
+    )
+    t0 = recent_ring_starts(
+        rng,
+        recent_ring,
+        lead=np.r_[np.where(farm, 0, 20 * DAY), sync_lead],
+        tail=np.r_[np.where(farm, 2 * DAY, 0), np.zeros(sync.n_rings, dtype=np.int64)],
+        room=room,
+        earliest=np.r_[np.where(farm, start, start + 20 * DAY), sync_lead + start],
+        start=start,
+        end=end,
+    )
+    return t0[:n_old], replace(sync, t0=t0[n_old:], lead=sync_lead)
 
 
 def recent_lone_created(
