@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     neo4j_version: str = "5.26.30"
     neo4j_heap: str = "2g"
     neo4j_pagecache: str = "1g"
+    neo4j_gds_version: str | None = Field(
+        "2.13.9", description="Graph Data Science plugin of the local server; empty: none"
+    )
     write_batch_size: int = Field(10_000, ge=1, description="rows per UNWIND write transaction")
 
     # -- files ---------------------------------------------------------------------------
