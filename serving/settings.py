@@ -101,7 +101,21 @@ class Settings(BaseSettings):
     # -- rings ---------------------------------------------------------------------------
     ring_min_size: int = 3
     ring_risk_threshold: float = 0.5
-    ring_max_device_users: int = 60
+    ring_link_risk_floor: float = Field(
+        0.2, description="accounts below this risk take no part in evidence linkage"
+    )
+    ring_top_links: int = Field(15, ge=1, description="strongest evidence links kept per account")
+    ring_sync_window_s: int = Field(
+        86_400, ge=60, description="window in which activity at one merchant is synchronised"
+    )
+    ring_method: str = Field(
+        "communities",
+        pattern="^(communities|dense|both)$",
+        description="rings from Leiden communities of the linkage, FRAUDAR dense blocks, or both",
+    )
+    ring_evidence: list[str] = Field(
+        ["device", "sync", "text", "burst"], description="evidence kinds used for linkage"
+    )
 
     @property
     def neo4j_home(self) -> Path:

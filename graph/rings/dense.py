@@ -77,7 +77,7 @@ def dense_blocks(
     block is smaller than ``min_rows`` or thinner than ``min_density``.
     """
     mat = mat.tocsr()
-    n_rows, n_cols = mat.shape
+    n_rows = mat.shape[0]
     bip = sp.bmat([[None, mat], [mat.T, None]]).tocsr()
     _, label = connected_components(bip, directed=False)
     blocks: list[np.ndarray] = []
