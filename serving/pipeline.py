@@ -236,6 +236,19 @@ def read_planted(path: Path) -> tuple[pd.DataFrame, pd.Series | None]:
     return frame, None
 
 
+def rings_from_store(
+    store: GraphStore, settings: Settings, graph: GraphExport, near_dups: np.ndarray | None
+) -> tuple[Rings, pd.DataFrame]:
+    """Rings from the risk scores stored on the users; links and rings written back."""
+    risk_cols = store.read_columns(RISK)
+    risk = np.zeros(len(graph.ids["user"]))
+    pos = graph.index_of("user", np.asarray(risk_cols.get("id", []), dtype=object))
+    risk[pos[pos >= 0]] = np.asarray(risk_cols.get("risk", []), dtype=np.float64)[pos >= 0]
+    rings = detect_rings(graph, risk, near_dups, ring_config(settings))
+    replace_links(store, rings, graph.ids["user"], settings.write_batch_size)
+    return rings, write_rings(store, rings)
+
+
 def run_rings(
     store: GraphStore, settings: Settings, console: Console, ctx: GraphContext | None = None,
     truth_path: Path | None = None,
@@ -246,14 +259,8 @@ def run_rings(
     truth is known (``truth_path`` or the graph's TruthRingMember nodes), the match figures.
     """
     ctx = ctx or load_context(store, settings, console)
-    risk_cols = store.read_columns(RISK)
-    risk = np.zeros(len(ctx.graph.ids["user"]))
-    pos = ctx.graph.index_of("user", np.asarray(risk_cols.get("id", []), dtype=object))
-    risk[pos[pos >= 0]] = np.asarray(risk_cols.get("risk", []), dtype=np.float64)[pos >= 0]
     near = ctx.features.text.review_near_dups if ctx.features.text else None
-    rings = detect_rings(ctx.graph, risk, near, ring_config(settings))
-    replace_links(store, rings, ctx.graph.ids["user"], settings.write_batch_size)
-    written = write_rings(store, rings)
+    rings, written = rings_from_store(store, settings, ctx.graph, near)
     if truth_path is not None:
         planted, typology = read_planted(truth_path)
     else:
