@@ -68,11 +68,11 @@ def _write_market(folder: Path, joiner: bool = False) -> Path:
 
 def _load(store: GraphStore, folder: Path) -> None:
     import_bundle(store, read_bundle(folder))
-    risky = COORD + ["C6"] + FARM + CAFE[:3]
+    risky = [*COORD, "C6", *FARM, *CAFE[:3]]
     store.write_batches(
         "UNWIND $rows AS r MATCH (u:User {user_id: r.id}) SET u.risk_score = r.risk",
-        [{"id": u, "risk": 0.9 if u in risky else 0.05} for u in COORD + ["C6"] + FARM + HOUSE
-         + CAFE + FILLER],
+        [{"id": u, "risk": 0.9 if u in risky else 0.05}
+         for u in [*COORD, "C6", *FARM, *HOUSE, *CAFE, *FILLER]],
     )  # fmt: skip
 
 
