@@ -29,9 +29,9 @@ def components(src: np.ndarray, dst: np.ndarray, n: int) -> tuple[np.ndarray, np
 
 def leiden(
     src: np.ndarray, dst: np.ndarray, weight: np.ndarray, nodes: np.ndarray,
-    resolution: float, seed: int,
+    resolution: float, seed: int, objective: str = "modularity",
 ) -> list[np.ndarray]:  # fmt: skip
-    """Leiden (modularity) communities of the subgraph on ``nodes`` (global indices in/out)."""
+    """Leiden (modularity or CPM) communities of the subgraph on ``nodes`` (global indices in/out)."""
     local = np.full(int(max(nodes.max(), src.max(initial=0), dst.max(initial=0))) + 1, -1)
     local[nodes] = np.arange(len(nodes))
     inside = (local[src] >= 0) & (local[dst] >= 0)
@@ -39,7 +39,7 @@ def leiden(
     graph = ig.Graph(n=len(nodes), edges=edges.tolist())
     ig.set_random_number_generator(random.Random(seed))
     parts = graph.community_leiden(
-        objective_function="modularity", weights=weight[inside].tolist(),
+        objective_function=objective, weights=weight[inside].tolist(),
         resolution=resolution, n_iterations=-1,
     )  # fmt: skip
     membership = np.asarray(parts.membership)
@@ -61,6 +61,7 @@ def densities(src: np.ndarray, dst: np.ndarray, group_of: np.ndarray) -> np.ndar
 def split_groups(
     src: np.ndarray, dst: np.ndarray, weight: np.ndarray, n: int,
     max_size: int, resolution: float, seed: int, min_density: float = 0.3,
+    objective: str = "modularity",
 ) -> list[np.ndarray]:  # fmt: skip
     """Groups of linked nodes: components, with over-large or loose ones split by Leiden."""
     label, linked = components(src, dst, n)
@@ -76,9 +77,13 @@ def split_groups(
     nodes = linked[order]
     cuts = np.flatnonzero(np.diff(group_of[nodes])) + 1
     chunks = np.split(nodes, cuts)
+    if objective == "none":
+        loose[:] = False
     groups = [np.sort(c) for c, bad in zip(chunks, loose, strict=True) if not bad]
     big = [c for c, bad in zip(chunks, loose, strict=True) if bad]
-    if big:
+    if big and objective != "none":
         # one Leiden run over all loose components together (modularity never joins components)
-        groups.extend(leiden(src, dst, weight, np.concatenate(big), resolution, seed))
+        groups.extend(
+            leiden(src, dst, weight, np.concatenate(big), resolution, seed, objective)
+        )
     return groups

@@ -36,7 +36,12 @@ class RingConfig:
         method: ``communities`` (Leiden on the link graph), ``dense`` (FRAUDAR-style peeling
             over user x (merchant, window)) or ``both`` (dense blocks added where no community
             covers them).
-        resolution: Leiden modularity resolution.
+        objective: Leiden's objective: ``CPM`` (constant Potts: a community's links must
+            average at least ``resolution`` in weight, whatever the graph's size),
+            ``modularity`` (resolution-limited: small rings merge in a large graph) or
+            ``none`` (connected components only).
+        resolution: the CPM weight threshold (or modularity resolution).
+        purity: scale ring-graph hubs by the share of their accounts that look risky.
         seed: Leiden's random seed (same graph and seed, same rings).
     """
 
@@ -55,7 +60,9 @@ class RingConfig:
     min_size: int = 3
     max_size: int = 100
     method: str = "communities"
-    resolution: float = 1.0
+    objective: str = "CPM"
+    resolution: float = 0.02
+    purity: bool = True
     seed: int = 0
 
     def weight_of(self, kind: str) -> float:

@@ -58,7 +58,7 @@ def ring_groups(links: Links, risk: np.ndarray, n_users: int, cfg: RingConfig) -
     keep = risky[links.src] & risky[links.dst] & (links.ring_weight >= cfg.min_link_weight)
     groups = split_groups(
         links.src[keep], links.dst[keep], links.ring_weight[keep], n_users,
-        cfg.max_size, cfg.resolution, cfg.seed,
+        cfg.max_size, cfg.resolution, cfg.seed, objective=cfg.objective,
     )  # fmt: skip
     return [grp for grp in groups if len(grp) >= cfg.min_size]
 

@@ -92,6 +92,8 @@ def _pairs(
     if discount is not None:
         rarity = rarity * discount
     purity = np.divide(risky_per_hub, n_per_hub, out=np.zeros_like(rarity), where=n_per_hub > 0)
+    if not cfg.purity:
+        purity = np.ones_like(rarity)
     sub = inc[keep]
     sub_t = sub.T.tocsr()
 
@@ -201,7 +203,7 @@ def build_links(
         return Links(empty, empty, np.zeros(0), np.zeros(0), {})
     coo = total.tocoo()
     src, dst = keep[coo.row], keep[coo.col]
-    order = _top_links(src, dst, coo.data, len(risk), cfg.top_links)
+    order = top_links(src, dst, coo.data, len(risk), cfg.top_links)
     rows, cols = coo.row[order], coo.col[order]
     by_kind = {k: np.asarray(m[rows, cols]).ravel().astype(np.float64) for k, m in per_kind.items()}
     return Links(
@@ -210,7 +212,7 @@ def build_links(
     )  # fmt: skip
 
 
-def _top_links(src: np.ndarray, dst: np.ndarray, w: np.ndarray, n: int, k: int) -> np.ndarray:
+def top_links(src: np.ndarray, dst: np.ndarray, w: np.ndarray, n: int, k: int) -> np.ndarray:
     """Positions of links that are among the ``k`` strongest of either endpoint."""
     if not len(src):
         return np.zeros(0, dtype=np.int64)

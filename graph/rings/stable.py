@@ -59,10 +59,10 @@ def assign_ids(
     for i, grp in enumerate(groups):
         if i in match:
             p = open_prev[match[i]]
-            mine = frozenset(grp)
-            if mine == p.members:
+            now = frozenset(grp)
+            if now == p.members:
                 status = p.status if clock == p.last_seen else UNCHANGED
-            elif len(mine - p.members) > 0 and len(mine) >= len(p.members):
+            elif len(now - p.members) > 0 and len(now) >= len(p.members):
                 status = GROWN
             else:
                 status = SHRUNK
