@@ -52,7 +52,7 @@ def oof_risk(g, features, seed: int) -> np.ndarray:  # type: ignore[no-untyped-d
     risk = np.zeros(len(y))
     unlabelled = np.flatnonzero(np.isnan(y))
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)
-    for k, (fit_i, held_i) in enumerate(folds.split(labelled, y[labelled])):
+    for fit_i, held_i in folds.split(labelled, y[labelled]):
         model = HistGradientBoostingClassifier(random_state=seed)
         model.fit(matrix[labelled[fit_i]], y[labelled[fit_i]].astype(int))
         risk[labelled[held_i]] = model.predict_proba(matrix[labelled[held_i]])[:, 1]

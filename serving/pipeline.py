@@ -211,6 +211,7 @@ def ring_config(settings: Settings) -> RingConfig:
     return RingConfig(
         min_size=settings.ring_min_size, risk_threshold=settings.ring_risk_threshold,
         link_risk_floor=settings.ring_link_risk_floor, top_links=settings.ring_top_links,
+        member_floor=settings.ring_member_floor, ring_min_risk=settings.ring_min_risk,
         sync_window_s=settings.ring_sync_window_s, method=settings.ring_method,
         kinds=tuple(settings.ring_evidence), seed=settings.seed,
     )  # fmt: skip

@@ -102,8 +102,12 @@ class Settings(BaseSettings):
     ring_min_size: int = 3
     ring_risk_threshold: float = 0.5
     ring_link_risk_floor: float = Field(
-        0.2, description="accounts below this risk take no part in evidence linkage"
+        0.05, description="accounts below this risk take no part in evidence linkage"
     )
+    ring_member_floor: float = Field(
+        0.05, description="least risk of a ring member (joins through links to risky members)"
+    )
+    ring_min_risk: float = Field(0.3, description="least mean member risk of a ring")
     ring_top_links: int = Field(15, ge=1, description="strongest evidence links kept per account")
     ring_sync_window_s: int = Field(
         86_400, ge=60, description="window in which activity at one merchant is synchronised"

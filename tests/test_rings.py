@@ -50,17 +50,19 @@ def _groups(found: object) -> list[list[str]]:
     return sorted(sorted(m) for _, m in members.groupby("group")["user_id"])
 
 
-def test_two_farms_stay_apart_across_a_shared_merchant_and_a_cafe_device() -> None:
-    """Two device farms both post copied reviews on m1, and r1 and r4 also use a café PC
-    with four legit users: still two rings, not one, and the café makes none."""
+def test_two_farms_stay_apart_across_a_busy_merchant_and_a_cafe_device() -> None:
+    """Two device farms (r1-r3 on dA, r4-r6 on dB) shop at one busy merchant on the same two
+    days, and r1 and r4 also use a café PC with four legit users: still two rings, and no
+    legit account in either."""
     ring = [f"r{i}" for i in range(1, 7)]
     legit = [f"l{i}" for i in range(1, 5)]
+    crowd = [f"x{i:02d}" for i in range(40)]
     uses = [(u, "dA") for u in ring[:3]] + [(u, "dB") for u in ring[3:]]
     uses += [("r1", "dC"), ("r4", "dC")] + [(u, "dC") for u in legit]
-    g = _graph(ring + legit, uses, [], reviews=[(u, "m1") for u in ring])
-    risk = np.where(np.isin(g.ids["user"], ring), 0.9, 0.05)
-    near_dups = np.full(len(g.edges[("user", "reviewed", "product")]), 5)
-    found = detect_rings(g, risk, near_dups, RingConfig(min_size=3))
+    orders = [(u, "mBusy", d * DAY_MS) for d in (2, 9) for u in ring + crowd]
+    g = _graph(ring + legit + crowd, uses, orders)
+    risk = np.where(np.isin(g.ids["user"], ring), 0.9, 0.01)
+    found = detect_rings(g, risk, None, RingConfig())
     assert _groups(found) == [ring[:3], ring[3:]]
 
 

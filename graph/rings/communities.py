@@ -82,8 +82,6 @@ def split_groups(
     groups = [np.sort(c) for c, bad in zip(chunks, loose, strict=True) if not bad]
     big = [c for c, bad in zip(chunks, loose, strict=True) if bad]
     if big and objective != "none":
-        # one Leiden run over all loose components together (modularity never joins components)
-        groups.extend(
-            leiden(src, dst, weight, np.concatenate(big), resolution, seed, objective)
-        )
+        # one Leiden run over all loose components together (neither objective joins them)
+        groups.extend(leiden(src, dst, weight, np.concatenate(big), resolution, seed, objective))
     return groups

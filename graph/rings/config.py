@@ -30,7 +30,10 @@ class RingConfig:
         min_near_dups: a review is copied text when it has this many near-duplicates.
         top_links: links kept per account (the strongest), so the linkage stays small.
         link_risk_floor: accounts below this risk take no part in linkage at all.
-        risk_threshold: ring members need at least this risk (GNN risk prunes).
+        risk_threshold: accounts at or above this risk count as risky (hub purity, rings).
+        member_floor: ring members need at least this risk (``None``: ``risk_threshold``);
+            below ``risk_threshold`` an account joins only through its links to a ring.
+        ring_min_risk: a ring's mean member risk must reach this.
         min_link_weight: ring-graph links weaker than this are dropped.
         min_size / max_size: ring size bounds; larger communities are split again.
         method: ``communities`` (Leiden on the link graph), ``dense`` (FRAUDAR-style peeling
@@ -54,8 +57,10 @@ class RingConfig:
     burst_window_s: int = 3_600
     min_near_dups: int = 1
     top_links: int = 15
-    link_risk_floor: float = 0.2
+    link_risk_floor: float = 0.05
     risk_threshold: float = 0.5
+    member_floor: float | None = 0.05
+    ring_min_risk: float = 0.3
     min_link_weight: float = 0.05
     min_size: int = 3
     max_size: int = 100

@@ -54,13 +54,18 @@ def as_of(g: GraphExport) -> int:
 
 def ring_groups(links: Links, risk: np.ndarray, n_users: int, cfg: RingConfig) -> list[np.ndarray]:
     """Community rings: Leiden-split components of the risky, purity-weighted link graph."""
-    risky = risk >= cfg.risk_threshold
+    floor = cfg.risk_threshold if cfg.member_floor is None else cfg.member_floor
+    risky = risk >= floor
     keep = risky[links.src] & risky[links.dst] & (links.ring_weight >= cfg.min_link_weight)
     groups = split_groups(
         links.src[keep], links.dst[keep], links.ring_weight[keep], n_users,
         cfg.max_size, cfg.resolution, cfg.seed, objective=cfg.objective,
     )  # fmt: skip
-    return [grp for grp in groups if len(grp) >= cfg.min_size]
+    return [
+        grp for grp in groups
+        if len(grp) >= cfg.min_size and risk[grp].mean() >= cfg.ring_min_risk
+        and (risk[grp] >= cfg.risk_threshold).any()
+    ]  # fmt: skip
 
 
 def block_groups(g: GraphExport, risk: np.ndarray, cfg: RingConfig) -> list[np.ndarray]:

@@ -183,7 +183,8 @@ def build_links(
     """
     risk = np.asarray(risk, dtype=np.float64)
     keep = np.flatnonzero(risk >= cfg.link_risk_floor)
-    risky = risk >= cfg.risk_threshold
+    # soft purity: an account counts fully once at the risk threshold, partly below it
+    risky = np.clip(risk / max(cfg.risk_threshold, 1e-9), 0.0, 1.0)
     total: sp.csr_matrix | None = None
     ring_total: sp.csr_matrix | None = None
     per_kind: dict[str, sp.csr_matrix] = {}
