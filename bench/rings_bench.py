@@ -53,7 +53,7 @@ def synthetic(n_users: int, n_links: int, seed: int) -> tuple[np.ndarray, ...]:
     a = np.repeat(members, 8)
     b = members[np.repeat(start, 8) + rng.integers(0, np.repeat(size, 8))]
     w_ring = rng.uniform(0.2, 1.5, len(a))
-    n_noise = n_links - len(a)
+    n_noise = int((n_links - len(a)) * 1.03)  # a few drop out as self-links or repeats
     s, d = rng.integers(0, n_users, n_noise), rng.integers(0, n_users, n_noise)
     w_noise = rng.lognormal(-3.0, 1.0, n_noise)
     src, dst = np.concatenate([a, s]), np.concatenate([b, d])
@@ -61,6 +61,7 @@ def synthetic(n_users: int, n_links: int, seed: int) -> tuple[np.ndarray, ...]:
     ok = src != dst
     lo, hi = np.minimum(src[ok], dst[ok]), np.maximum(src[ok], dst[ok])
     frame = pd.DataFrame({"s": lo, "d": hi, "w": w[ok]}).groupby(["s", "d"], sort=False).sum()
+    frame = frame.iloc[:n_links]
     idx = frame.index
     return (idx.get_level_values(0).to_numpy(), idx.get_level_values(1).to_numpy(),
             frame["w"].to_numpy(), risk, ring)  # fmt: skip

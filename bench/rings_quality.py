@@ -16,6 +16,7 @@ import argparse
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,7 +32,7 @@ from graph.generator import GeneratorConfig, generate_marketplace
 from graph.rings import RingConfig, detect_rings, match_planted, ring_typologies
 from training.baselines import neighbour_features
 
-CONFIGS = {
+CONFIGS: dict[str, dict[str, Any]] = {
     "components only (no Leiden)": {"objective": "none"},
     "Leiden modularity": {"objective": "modularity"},
     "Leiden CPM (default)": {},
@@ -67,6 +68,8 @@ def main() -> None:
     parser.add_argument("--camouflage", type=float, default=0.5)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/rings-quality"))
     parser.add_argument("--only", nargs="*", help="configuration names to run (default: all)")
+    parser.add_argument("--scores", type=Path, help="risk from a scores Parquet export "
+                        "(`riskgraph score` on this bundle) instead of the GBM")  # fmt: skip
     args = parser.parse_args()
     folder = args.workdir / f"market-{args.users}-{args.seed}"
     if not (folder / "truth.csv").exists():
@@ -78,7 +81,19 @@ def main() -> None:
     planted = pd.read_csv(folder / "rings.csv", dtype=str)
     typology = ring_typologies(planted, truth)
     inputs = folder / "rings-inputs.npz"  # risk and near-duplicates, kept for reruns
-    if inputs.exists():
+    source = "GBM out-of-fold on observed labels"
+    if args.scores is not None:
+        scores = pd.read_parquet(args.scores).set_index("user_id")["risk_score"]
+        risk = scores.reindex(g.ids["user"]).fillna(0.0).to_numpy(np.float64)
+        near = (
+            np.load(args.workdir / "near-dups.npz")["near"]
+            if (args.workdir / "near-dups.npz").exists()
+            else None
+        )
+        source = f"stored GNN scores ({args.scores.name})"
+    if args.scores is not None and near is not None:
+        pass
+    elif inputs.exists():
         saved = np.load(inputs)
         risk, near = saved["risk"], saved["near"]
     else:
@@ -87,11 +102,13 @@ def main() -> None:
         features = build_features(g, encoder)
         assert features.text is not None
         near = features.text.review_near_dups
-        risk = oof_risk(g, features, args.seed)
-        np.savez(inputs, risk=risk, near=near)
+        if args.scores is None:
+            risk = oof_risk(g, features, args.seed)
+            np.savez(inputs, risk=risk, near=near)
+        np.savez(args.workdir / "near-dups.npz", near=near)
     fraud = truth.set_index("user_id")["fraud"].reindex(g.ids["user"]).to_numpy(np.float64)
     print(f"{args.users:,} users, {planted.ring_id.nunique()} planted rings "
-          f"({typology.value_counts().to_dict()}); risk: GBM out-of-fold on observed labels, "
+          f"({typology.value_counts().to_dict()}); risk: {source}, "
           f"AUROC vs truth {roc_auc_score(fraud, risk):.3f}")  # fmt: skip
     rows = []
     for name, change in CONFIGS.items():

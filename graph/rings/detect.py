@@ -170,8 +170,8 @@ def describe(
     recent = (_ms(orders["ts"]) >= clock - 30 * DAY_MS) & (group_of[o_user] >= 0)
     amount = pd.to_numeric(orders["amount"], errors="coerce").fillna(0).to_numpy(np.float64)
     charged = (orders["status"].astype(str).to_numpy() == "chargeback") & recent
-    rings["exposure_amount"] = np.bincount(group_of[o_user[recent]], amount[recent], n)
-    rings["chargeback_amount"] = np.bincount(group_of[o_user[charged]], amount[charged], n)
+    rings["exposure_amount"] = np.bincount(group_of[o_user[recent]], amount[recent], n).round(2)
+    rings["chargeback_amount"] = np.bincount(group_of[o_user[charged]], amount[charged], n).round(2)
     members = pd.DataFrame({"group": grp_idx, "user": user, "user_id": g.ids["user"][user]})
     return rings, members, _centres(g, group_of, n)
 

@@ -214,14 +214,22 @@ def build_links(
 
 
 def top_links(src: np.ndarray, dst: np.ndarray, w: np.ndarray, n: int, k: int) -> np.ndarray:
-    """Positions of links that are among the ``k`` strongest of either endpoint."""
+    """Positions of links that are among the ``k`` strongest of either endpoint.
+
+    One float sort: the key is the endpoint plus a fraction that falls as the weight grows, so
+    each endpoint's links come together, strongest first; ranks come from the endpoints'
+    counts (no second sort, no ``np.unique``).
+    """
     if not len(src):
         return np.zeros(0, dtype=np.int64)
     ends = np.concatenate([src, dst])
-    weight = np.concatenate([w, w])
-    link = np.concatenate([np.arange(len(src)), np.arange(len(src))])
-    order = np.lexsort((-weight, ends))
-    ends, link = ends[order], link[order]
-    first = np.searchsorted(ends, ends, side="left")
-    rank = np.arange(len(ends)) - first
-    return np.unique(link[rank < k])
+    weight = np.concatenate([w, w]).astype(np.float64)
+    top = float(weight.max()) if len(weight) else 1.0
+    key = ends.astype(np.float64) + 0.5 * (1.0 - weight / (top * (1 + 1e-9) if top > 0 else 1.0))
+    order = np.argsort(key, kind="quicksort")
+    counts = np.bincount(ends, minlength=n)
+    starts = np.cumsum(counts) - counts
+    rank = np.arange(len(order)) - starts[ends[order]]
+    keep = np.zeros(len(src), dtype=bool)
+    keep[order[rank < k] % len(src)] = True
+    return np.flatnonzero(keep)
