@@ -5,6 +5,10 @@ Neo4j's own tarball is not on Maven Central, but its jars are: Maven resolves
 we run `org.neo4j.server.CommunityEntryPoint` on that classpath as a detached background
 process. Data, logs, the generated password and the pid live in one state folder outside git,
 so a restart keeps the graph.
+
+Graph Data Science (the open-source GDS library) is resolved the same way from its own pom,
+put on the server's classpath and copied into its plugins folder, so analysts can call
+``gds.*`` procedures from their own Cypher.
 """
 
 from __future__ import annotations
@@ -73,6 +77,8 @@ class LocalNeo4jConfig:
         version: Neo4j Community version resolved from Maven Central (5.26.x LTS).
         heap: JVM heap (``-Xmx``), e.g. ``"2g"``.
         pagecache: Neo4j page cache size, e.g. ``"1g"``.
+        gds_version: Graph Data Science version loaded as a plugin (2.13.x is the line for
+            Neo4j 5.26); ``None`` runs Neo4j without it.
     """
 
     home: Path
@@ -80,6 +86,7 @@ class LocalNeo4jConfig:
     version: str = "5.26.30"
     heap: str = "2g"
     pagecache: str = "1g"
+    gds_version: str | None = "2.13.9"
 
 
 @dataclass(frozen=True)
@@ -152,6 +159,55 @@ class LocalNeo4j:
             )
         return cp_file.read_text().strip()
 
+    # -- Graph Data Science ------------------------------------------------------------
+    def gds_classpath(self) -> str:
+        """Resolve GDS (``graph/neo4j_runtime/gds-pom.xml``) with Maven; its jars' classpath."""
+        version = self.config.gds_version
+        if not version:
+            return ""
+        cp_file = self.home / f"gds-classpath-{version}.txt"
+        if cp_file.exists() and all(Path(p).exists() for p in cp_file.read_text().split(":")):
+            return cp_file.read_text().strip()
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise Neo4jProvisionError("Maven ('mvn') is not on PATH; it is needed to fetch GDS.")
+        self.home.mkdir(parents=True, exist_ok=True)
+        pom = self.home / "gds-pom.xml"
+        pom.write_text(resources.files("graph").joinpath("neo4j_runtime/gds-pom.xml").read_text())
+        cmd = [
+            mvn, "-q", "-B", "-f", str(pom), "dependency:build-classpath",
+            f"-Dgds.version={version}", f"-Dmdep.outputFile={cp_file}",
+        ]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0 or not cp_file.exists():
+            raise Neo4jProvisionError(
+                f"Maven could not resolve org.neo4j.gds:proc:{version} "
+                f"(exit {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+            )
+        return cp_file.read_text().strip()
+
+    def install_gds(self) -> str:
+        """Copy the GDS jars into the plugins folder (Neo4j finds procedures there) and return
+        their classpath (the extension factories are looked up on the JVM's classpath).
+
+        Jars that an earlier install put there (listed in ``.gds-jars``) and that this version
+        does not use are removed, so one copy of each class is loaded; other plugins stay.
+        """
+        jars = [Path(p) for p in self.gds_classpath().split(":") if p]
+        plugins = self.home / "plugins"
+        plugins.mkdir(parents=True, exist_ok=True)
+        manifest = plugins / ".gds-jars"
+        wanted = {jar.name for jar in jars}
+        earlier = manifest.read_text().split() if manifest.exists() else []
+        for name in set(earlier) - wanted:
+            (plugins / name).unlink(missing_ok=True)
+        for jar in jars:
+            target = plugins / jar.name
+            if not target.exists() or target.stat().st_size != jar.stat().st_size:
+                shutil.copyfile(jar, target)
+        manifest.write_text("\n".join(sorted(wanted)) + "\n")
+        return ":".join(str(plugins / jar.name) for jar in jars)
+
     def _write_conf(self) -> Path:
         h = self.home
         conf_dir = h / "conf"
@@ -176,6 +232,8 @@ class LocalNeo4j:
             **SECURITY_CONF,
             **KEEP_ALIVE_CONF,
         }
+        if self.config.gds_version:
+            lines["dbms.security.procedures.unrestricted"] = "gds.*"
         with private_umask():
             (conf_dir / "neo4j.conf").write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
         return conf_dir
@@ -253,6 +311,8 @@ class LocalNeo4j:
             )
         classpath = self.classpath()
         conf_dir = self._write_conf()
+        if self.config.gds_version:
+            classpath += ":" + self.install_gds()
         env = self._java_env(conf_dir)
         first_start = not (self.home / "data" / "dbms").exists()
         if first_start:

@@ -38,6 +38,8 @@ REVIEWED: Final = "REVIEWED"
 SOLD_BY: Final = "SOLD_BY"
 USES: Final = "USES"
 MEMBER_OF: Final = "MEMBER_OF"
+LINKED: Final = "LINKED"  # (:User)-[:LINKED {weight, evidence}]->(:User), evidence linkage
+CENTRES_ON: Final = "CENTRES_ON"  # (:Ring)-[:CENTRES_ON {members}]->(:Device|:Merchant)
 
 # HeteroData node type names (lower-case, as PyG examples use).
 NODE_TYPES: Final[dict[str, str]] = {

@@ -1,6 +1,6 @@
-"""Write model outputs back onto the graph: scores on users and merchants, rings with members.
+"""Write model outputs back onto the graph: scores on users and merchants.
 
-Rings of a previous run are deleted before the new ones are written, so a rerun replaces them.
+Rings are written by :mod:`graph.rings.store` (one transaction, stable ids).
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from typing import LiteralString
 
 import pandas as pd
 
-from graph import schema
 from graph.store import GraphStore, ProgressFn, records
 
 USER_SCORES: LiteralString = """
@@ -23,17 +22,6 @@ MERCHANT_SCORES: LiteralString = """
 UNWIND $rows AS row
 MATCH (m:Merchant {merchant_id: row.merchant_id})
 SET m.risk_score = row.risk_score, m.score_version = $version, m.scored_at = datetime($scored_at)
-"""
-RINGS: LiteralString = """
-UNWIND $rows AS row
-CREATE (:Ring {ring_id: row.ring_id, size: row.size, score: row.score, kind: row.kind,
-               detected_at: datetime($detected_at)})
-"""
-MEMBERS: LiteralString = """
-UNWIND $rows AS row
-MATCH (u:User {user_id: row.user_id})
-MATCH (r:Ring {ring_id: row.ring_id})
-MERGE (u)-[:MEMBER_OF]->(r)
 """
 
 
@@ -60,13 +48,3 @@ def write_merchant_scores(
     return store.write_batches(
         MERCHANT_SCORES, records(scores), batch_size, version=version, scored_at=scored_at
     )
-
-
-def replace_rings(
-    store: GraphStore, rings: pd.DataFrame, members: pd.DataFrame, detected_at: str,
-    batch_size: int = 10_000,
-) -> None:  # fmt: skip
-    """Delete every Ring of earlier runs, then write ``rings`` and their MEMBER_OF edges."""
-    store.delete_all(schema.RING, batch_size)
-    store.write_batches(RINGS, records(rings), batch_size, detected_at=detected_at)
-    store.write_batches(MEMBERS, records(members), batch_size)

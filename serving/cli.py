@@ -340,19 +340,59 @@ def score() -> None:
 
 
 @app.command()
-def rings() -> None:
-    """Detect fraud rings from the current scores and replace the previous run's rings."""
+def rings(
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            help="planted rings (ring_id,user_id[,typology]; a generated bundle's rings.csv, "
+            "typologies then from truth.csv beside it) to score the rings against",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Detect fraud rings from the current scores; replace the previous run's rings atomically.
+
+    Rings that persist keep their id and first_seen (Jaccard >= 0.5); vanished ones are closed.
+    """
     from serving.connect import open_store
     from serving.pipeline import run_rings
 
     settings = _settings()
-    with open_store(settings) as store:
-        found, quality = run_rings(store, settings, console)
-    console.print(f"{len(found.rings)} rings written")
+    try:
+        with open_store(settings) as store:
+            found, written, quality = run_rings(store, settings, console, truth_path=truth)
+    except ValueError as exc:
+        _fail(str(exc), code=2)
+    statuses = written["status"].value_counts().to_dict() if len(written) else {}
+    console.print(f"{len(written)} rings written ({', '.join(f'{v} {k}' for k, v in statuses.items())}), "
+                  f"{len(found.links):,} evidence links")  # fmt: skip
     if quality:
         console.print(
-            f"vs planted: precision {quality['precision']:.2f} recall {quality['recall']:.2f}"
+            f"vs planted: ring precision {quality['precision']:.3f} recall "
+            f"{quality['recall']:.3f} F1 {quality['f1']:.3f}; members precision "
+            f"{quality['member_precision']:.3f} recall {quality['member_recall']:.3f}"
         )
+        for key in sorted(k for k in quality if k.startswith("recall_")):
+            kind = key[len("recall_") :]
+            console.print(f"  {kind}: ring recall {quality[key]:.3f} "
+                          f"({quality[f'planted_{kind}']:.0f} planted)")  # fmt: skip
+
+
+@app.command()
+def ring(ring_id: Annotated[str, typer.Argument(help="a ring id, e.g. ring-1a2b3c4d5e6f")]) -> None:
+    """Investigate one ring: members, shared devices and merchants, daily activity, evidence."""
+    from serving.connect import open_store
+    from serving.ring_view import print_ring, ring_report
+
+    with open_store(_settings()) as store:
+        report = ring_report(store, ring_id)
+    if report is None:
+        _fail(
+            f"no ring {ring_id!r} (list them: riskgraph cypher 'MATCH (r:Ring) RETURN r.ring_id')"
+        )
+        return
+    print_ring(report, console)
 
 
 @app.command()

@@ -36,6 +36,7 @@ def local_server(settings: Settings) -> LocalNeo4j:
             version=settings.neo4j_version,
             heap=settings.neo4j_heap,
             pagecache=settings.neo4j_pagecache,
+            gds_version=settings.neo4j_gds_version or None,
         )
     )
 

@@ -82,7 +82,7 @@ def run_demo(
             scores, path, version = run_score(store, settings, console, ctx)
         summary.scored, summary.export, summary.version = len(scores.frame), str(path), version
         with timed(t, "rings"):
-            _, summary.rings = run_rings(store, settings, console, ctx)
+            _, _, summary.rings = run_rings(store, settings, console, ctx)
         summary.counts = store.counts()
     return summary
 
@@ -114,7 +114,8 @@ def print_summary(summary: DemoSummary, console: Console) -> None:
         console.print(
             f"rings: detected {r['detected']:.0f}, planted {r['planted']:.0f}, "
             f"found {r['found']:.0f} (Jaccard >= 0.5) -> precision {r['precision']:.2f}, "
-            f"recall {r['recall']:.2f}"
+            f"recall {r['recall']:.2f}, F1 {r['f1']:.2f}; members: precision "
+            f"{r['member_precision']:.2f}, recall {r['member_recall']:.2f}"
         )
     console.print(f"scored {summary.scored:,} users with model {summary.version}; "
                   f"export: {summary.export}")  # fmt: skip

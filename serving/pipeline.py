@@ -24,8 +24,10 @@ from graph.bundle import read_bundle
 from graph.export import GraphExport, existing_ids, export_graph, user_labels
 from graph.files import private_umask
 from graph.load import ImportReport, import_bundle
+from graph.rings import RingConfig, Rings, detect_rings, match_planted, ring_typologies
+from graph.rings.store import replace_links, write_rings
 from graph.store import GraphStore
-from graph.writeback import replace_rings, write_merchant_scores, write_user_scores
+from graph.writeback import write_merchant_scores, write_user_scores
 from serving.connect import local_server, private_state
 from serving.settings import Settings
 
@@ -36,7 +38,6 @@ if TYPE_CHECKING:
     from training.artifact import ModelArtifact
     from training.fit import TrainResult
     from training.predict import Scores
-    from training.rings import Rings
 
 
 def progress_bar(console: Console) -> Progress:
@@ -241,27 +242,68 @@ PLANTED: LiteralString = (
 RISK: LiteralString = "MATCH (u:User) RETURN u.user_id AS id, coalesce(u.risk_score, 0.0) AS risk"
 
 
-def run_rings(
-    store: GraphStore, settings: Settings, console: Console, ctx: GraphContext | None = None
-) -> tuple[Rings, dict[str, float]]:
-    """Detect rings from the stored risk scores and replace the previous run's rings."""
-    from training.rings import RingConfig, detect_rings, match_planted
+def ring_config(settings: Settings) -> RingConfig:
+    return RingConfig(
+        min_size=settings.ring_min_size, risk_threshold=settings.ring_risk_threshold,
+        link_risk_floor=settings.ring_link_risk_floor, top_links=settings.ring_top_links,
+        member_floor=settings.ring_member_floor, ring_min_risk=settings.ring_min_risk,
+        sync_window_s=settings.ring_sync_window_s, method=settings.ring_method,
+        kinds=tuple(settings.ring_evidence), seed=settings.seed,
+    )  # fmt: skip
 
-    ctx = ctx or load_context(store, settings, console)
+
+def read_planted(path: Path) -> tuple[pd.DataFrame, pd.Series | None]:
+    """Planted rings (``ring_id``, ``user_id``) and each ring's typology when known.
+
+    The typology comes from a ``typology`` column of the file itself, else from a generated
+    bundle's ``truth.csv`` beside it (the members' most common typology).
+    """
+    frame = pd.read_csv(path, dtype=str)
+    missing = {"ring_id", "user_id"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: ring truth lacks columns {sorted(missing)}")
+    if "typology" in frame.columns:
+        return frame, frame.groupby("ring_id")["typology"].first()
+    beside = path.parent / "truth.csv"
+    if beside.exists():
+        truth = pd.read_csv(beside, dtype=str)
+        if {"user_id", "typology"} <= set(truth.columns):
+            return frame, ring_typologies(frame, truth)
+    return frame, None
+
+
+def rings_from_store(
+    store: GraphStore, settings: Settings, graph: GraphExport, near_dups: np.ndarray | None
+) -> tuple[Rings, pd.DataFrame]:
+    """Rings from the risk scores stored on the users; links and rings written back."""
     risk_cols = store.read_columns(RISK)
-    risk = np.zeros(len(ctx.graph.ids["user"]))
-    pos = ctx.graph.index_of("user", np.asarray(risk_cols.get("id", []), dtype=object))
+    risk = np.zeros(len(graph.ids["user"]))
+    pos = graph.index_of("user", np.asarray(risk_cols.get("id", []), dtype=object))
     risk[pos[pos >= 0]] = np.asarray(risk_cols.get("risk", []), dtype=np.float64)[pos >= 0]
+    rings = detect_rings(graph, risk, near_dups, ring_config(settings))
+    replace_links(store, rings, graph.ids["user"], settings.write_batch_size)
+    return rings, write_rings(store, rings)
+
+
+def run_rings(
+    store: GraphStore, settings: Settings, console: Console, ctx: GraphContext | None = None,
+    truth_path: Path | None = None,
+) -> tuple[Rings, pd.DataFrame, dict[str, float]]:  # fmt: skip
+    """Detect rings from the stored risk scores; write links and rings (rings atomically).
+
+    Returns the rings, the written ring table (with stable ids and status) and, when planted
+    truth is known (``truth_path`` or the graph's TruthRingMember nodes), the match figures.
+    """
+    ctx = ctx or load_context(store, settings, console)
     near = ctx.features.text.review_near_dups if ctx.features.text else None
-    cfg = RingConfig(settings.ring_min_size, settings.ring_risk_threshold,
-                     settings.ring_max_device_users, seed=settings.seed)  # fmt: skip
-    rings = detect_rings(ctx.graph, risk, near, cfg)
-    replace_rings(
-        store, rings.rings, rings.members, datetime.now(UTC).isoformat(timespec="seconds")
-    )
-    planted = pd.DataFrame(store.read_columns(PLANTED))
-    quality = match_planted(rings.members, planted) if len(planted) else {}
-    return rings, quality
+    rings, written = rings_from_store(store, settings, ctx.graph, near)
+    if truth_path is not None:
+        planted, typology = read_planted(truth_path)
+    else:
+        planted, typology = pd.DataFrame(store.read_columns(PLANTED)), None
+    members = rings.members.assign(ring_id=rings.members["group"].astype(str))
+    quality = match_planted(members, planted, typology) if len(planted) else {}
+    return rings, written, quality
 
 
 @contextmanager

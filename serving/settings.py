@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     neo4j_version: str = "5.26.30"
     neo4j_heap: str = "2g"
     neo4j_pagecache: str = "1g"
+    neo4j_gds_version: str | None = Field(
+        "2.13.9", description="Graph Data Science plugin of the local server; empty: none"
+    )
     write_batch_size: int = Field(10_000, ge=1, description="rows per UNWIND write transaction")
     neo4j_connect_timeout_s: float = Field(
         5.0,
@@ -112,7 +115,25 @@ class Settings(BaseSettings):
     # -- rings ---------------------------------------------------------------------------
     ring_min_size: int = 3
     ring_risk_threshold: float = 0.5
-    ring_max_device_users: int = 60
+    ring_link_risk_floor: float = Field(
+        0.05, description="accounts below this risk take no part in evidence linkage"
+    )
+    ring_member_floor: float = Field(
+        0.05, description="least risk of a ring member (joins through links to risky members)"
+    )
+    ring_min_risk: float = Field(0.3, description="least mean member risk of a ring")
+    ring_top_links: int = Field(15, ge=1, description="strongest evidence links kept per account")
+    ring_sync_window_s: int = Field(
+        86_400, ge=60, description="window in which activity at one merchant is synchronised"
+    )
+    ring_method: str = Field(
+        "communities",
+        pattern="^(communities|dense|both)$",
+        description="rings from Leiden communities of the linkage, FRAUDAR dense blocks, or both",
+    )
+    ring_evidence: list[str] = Field(
+        ["device", "sync", "text", "burst"], description="evidence kinds used for linkage"
+    )
 
     @property
     def neo4j_home(self) -> Path:

@@ -34,7 +34,7 @@ def scored(neo4j_settings: Settings, small_bundle: Path, tmp_path_factory: pytes
         ctx = load_context(store, neo4j_settings, QUIET)
         result, folder = run_train(store, neo4j_settings, QUIET, ctx, compare_baselines=True)
         scores, path, version = run_score(store, neo4j_settings, QUIET, ctx)
-        rings, quality = run_rings(store, neo4j_settings, QUIET, ctx)
+        rings, _, quality = run_rings(store, neo4j_settings, QUIET, ctx)
         yield {"ctx": ctx, "result": result, "folder": folder, "scores": scores, "path": path,
                "version": version, "rings": rings, "quality": quality}  # fmt: skip
 

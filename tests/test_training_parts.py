@@ -12,7 +12,6 @@ from encoders.features import Normaliser, build_features
 from graph.bundle import read_bundle
 from graph.export import assemble, export_from_bundle
 from training.baselines import compare, neighbour_features
-from training.rings import RingConfig, detect_rings
 from training.split import stratified_split, time_split
 
 
@@ -84,32 +83,3 @@ def test_compare_reports_every_model_for_both_heads(small_bundle: Path) -> None:
     assert len(table) == 8 and set(table["head"]) == {"fraud", "default"}
     fraud = table[table["head"] == "fraud"].set_index("model")
     assert fraud["auroc"].notna().all() and (fraud["auroc"] > 0.6).all()
-
-
-def test_rings_stay_apart_across_a_shared_merchant_and_a_cafe_device() -> None:
-    """Two device farms (r1-r3 on dA, r4-r6 on dB) both post copied five-star reviews on m1,
-    and r1 and r4 also use a café PC with four legit users: still two rings, not one."""
-    ring = [f"r{i}" for i in range(1, 7)]
-    legit = [f"l{i}" for i in range(1, 5)]
-    users = ring + legit
-    nodes = {
-        "user": pd.DataFrame({"id": users, "created_at": 0, "country": None}),
-        "merchant": pd.DataFrame({"id": ["m1"], "created_at": [0], "category": ["x"]}),
-        "product": pd.DataFrame({"id": ["p1"], "category": ["x"], "price": [1.0]}),
-        "device": pd.DataFrame({"id": ["dA", "dB", "dC"], "kind": "web", "first_seen": 0}),
-    }
-    uses = [(u, "dA") for u in ring[:3]] + [(u, "dB") for u in ring[3:]]
-    uses += [("r1", "dC"), ("r4", "dC")] + [(u, "dC") for u in legit]
-    edges = {
-        "USES": pd.DataFrame(uses, columns=["src", "dst"]),
-        "ORDERED": pd.DataFrame({"src": [], "dst": []}),
-        "REVIEWED": pd.DataFrame({"src": ring, "dst": "p1", "rating": 5}),
-        "SOLD_BY": pd.DataFrame({"src": ["p1"], "dst": ["m1"]}),
-    }
-    g = assemble(nodes, edges, pd.DataFrame({"id": [], "fraud": [], "default": []}), [])
-    risk = np.where(np.isin(g.ids["user"], ring), 0.9, 0.05)  # ids are in g's own order
-    near_dups = np.full(len(g.edges[("user", "reviewed", "product")]), 5)
-    found = detect_rings(g, risk, near_dups, RingConfig(min_size=3))
-    groups = sorted(sorted(m) for _, m in found.members.groupby("ring_id")["user_id"])
-    assert groups == [ring[:3], ring[3:]]
-    assert set(found.rings["kind"]) == {"device"}

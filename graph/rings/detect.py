@@ -1,0 +1,205 @@
+"""From evidence links to rings an investigator can work with.
+
+``detect_rings`` takes the graph, a risk array and (optionally) per-review near-duplicate
+counts; it imports nothing from the model side, so any risk score can drive it. GNN risk
+ranks and prunes: only accounts at or above ``risk_threshold`` can be ring members, and hubs
+count by how risky their accounts are (see :mod:`graph.rings.linkage`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from graph.export import GraphExport
+from graph.rings.communities import densities, split_groups
+from graph.rings.config import RingConfig
+from graph.rings.dense import column_weights, dense_blocks
+from graph.rings.linkage import MS, Links, _hub_codes, _ms, build_links
+
+DAY_MS = 86_400 * MS
+
+
+@dataclass
+class Rings:
+    """Detected rings.
+
+    Attributes:
+        rings: one row per ring: ``group`` (position), size, density, risk_mean, risk_max,
+            exposure_amount, chargeback_amount (last 30 days), evidence_<kind> counts, method.
+        members: ``group``, ``user_id``, ``user`` (index).
+        centres: ``group``, ``kind`` (device or merchant), ``id``, ``members`` (how many use it).
+        links: the evidence linkage the rings were cut from.
+        as_of_ms: the graph's clock (latest event), used for exposure and first/last seen.
+    """
+
+    rings: pd.DataFrame
+    members: pd.DataFrame
+    centres: pd.DataFrame
+    links: Links
+    as_of_ms: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def as_of(g: GraphExport) -> int:
+    """The latest event time in the graph (ms): the clock a run's rings are stamped with."""
+    stamps = [_ms(g.edges[("user", "ordered", "product")]["ts"]),
+              _ms(g.edges[("user", "reviewed", "product")]["ts"]),
+              _ms(g.edges[("user", "uses", "device")]["last_seen"])]  # fmt: skip
+    return int(max((s.max() for s in stamps if len(s)), default=0))
+
+
+def ring_groups(links: Links, risk: np.ndarray, n_users: int, cfg: RingConfig) -> list[np.ndarray]:
+    """Community rings: Leiden-split components of the risky, purity-weighted link graph."""
+    floor = cfg.risk_threshold if cfg.member_floor is None else cfg.member_floor
+    risky = risk >= floor
+    keep = risky[links.src] & risky[links.dst] & (links.ring_weight >= cfg.min_link_weight)
+    groups = split_groups(
+        links.src[keep], links.dst[keep], links.ring_weight[keep], n_users,
+        cfg.max_size, cfg.resolution, cfg.seed, objective=cfg.objective,
+    )  # fmt: skip
+    return [
+        grp for grp in groups
+        if len(grp) >= cfg.min_size and risk[grp].mean() >= cfg.ring_min_risk
+        and (risk[grp] >= cfg.risk_threshold).any()
+    ]  # fmt: skip
+
+
+def block_groups(g: GraphExport, risk: np.ndarray, cfg: RingConfig) -> list[np.ndarray]:
+    """FRAUDAR blocks over risky users x (merchant, window) with camouflage-resistant columns."""
+    orders = g.edges[("user", "ordered", "product")]
+    reviews = g.edges[("user", "reviewed", "product")]
+    merchant_of = g.merchant_of_product()
+    user = np.concatenate([orders["src"].to_numpy(np.int64), reviews["src"].to_numpy(np.int64)])
+    merchant = merchant_of[
+        np.concatenate([orders["dst"].to_numpy(np.int64), reviews["dst"].to_numpy(np.int64)])
+    ]
+    ts = np.concatenate([_ms(orders["ts"]), _ms(reviews["ts"])])
+    ok = (merchant >= 0) & (ts >= 0)
+    cell = _hub_codes(merchant[ok], ts[ok] // (cfg.sync_window_s * MS))
+    user = user[ok]
+    n_cells = int(cell.max()) + 1 if len(cell) else 0
+    binary = sp.csr_matrix((np.ones(len(user)), (user, cell)), shape=(len(risk), n_cells))
+    binary.data[:] = 1.0
+    binary.sum_duplicates()
+    binary.data[:] = 1.0
+    degree_all = np.asarray(binary.sum(axis=0)).ravel()
+    risky = np.flatnonzero(risk >= cfg.risk_threshold)
+    sub = binary[risky] @ sp.diags(column_weights(degree_all))
+    # a cell touched by one risky account cannot bind anyone: drop it before peeling
+    shared = np.asarray((binary[risky] != 0).sum(axis=0)).ravel() >= 2
+    sub = sub.tocsc()[:, np.flatnonzero(shared)].tocsr()
+    blocks = dense_blocks(sub, cfg.min_size, min_density=1.0)
+    return [risky[b] for b in blocks]
+
+
+def combine(
+    communities: list[np.ndarray], blocks: list[np.ndarray], n_users: int, min_size: int
+) -> tuple[list[np.ndarray], list[str]]:
+    """Communities first; a dense block adds its members that no community holds yet."""
+    taken = np.zeros(n_users, dtype=bool)
+    out, methods = [], []
+    for grp in communities:
+        out.append(grp)
+        methods.append("communities")
+        taken[grp] = True
+    for blk in blocks:
+        rest = blk[~taken[blk]]
+        if len(rest) >= min_size and len(rest) >= len(blk) / 2:
+            out.append(np.sort(rest))
+            methods.append("dense")
+            taken[rest] = True
+    return out, methods
+
+
+def detect_rings(
+    g: GraphExport,
+    risk: np.ndarray,
+    near_dups: np.ndarray | None = None,
+    cfg: RingConfig | None = None,
+) -> Rings:
+    """Rings from evidence linkage, pruned and ranked by ``risk`` (one value per user)."""
+    import time
+
+    cfg = cfg or RingConfig()
+    risk = np.asarray(risk, dtype=np.float64)
+    n_users = len(g.ids["user"])
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    links = build_links(g, risk, near_dups, cfg)
+    timings["linkage"] = time.perf_counter() - started
+    started = time.perf_counter()
+    communities = ring_groups(links, risk, n_users, cfg) if cfg.method != "dense" else []
+    blocks = block_groups(g, risk, cfg) if cfg.method != "communities" else []
+    groups, methods = combine(communities, blocks, n_users, cfg.min_size)
+    timings["rings"] = time.perf_counter() - started
+    clock = as_of(g)
+    rings, members, centres = describe(g, risk, links, groups, methods, clock)
+    return Rings(rings, members, centres, links, clock, timings)
+
+
+def describe(
+    g: GraphExport, risk: np.ndarray, links: Links, groups: list[np.ndarray],
+    methods: list[str], clock: int,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Per-ring figures an investigator starts from, computed for all rings at once."""
+    n_users = len(g.ids["user"])
+    group_of = np.full(n_users, -1, dtype=np.int64)
+    for i, grp in enumerate(groups):
+        group_of[grp] = i
+    n = len(groups)
+    user = np.concatenate(groups) if groups else np.zeros(0, dtype=np.int64)
+    grp_idx = group_of[user]
+    size = np.bincount(grp_idx, minlength=n)
+    rings = pd.DataFrame({
+        "group": np.arange(n), "size": size,
+        "density": densities(links.src, links.dst, group_of) if n else np.zeros(0),
+        "risk_mean": np.bincount(grp_idx, risk[user], n) / np.maximum(size, 1),
+        "risk_max": pd.Series(risk[user]).groupby(grp_idx).max().reindex(range(n)).to_numpy(),
+        "method": methods,
+    })  # fmt: skip
+    same = (group_of[links.src] >= 0) & (group_of[links.src] == group_of[links.dst])
+    for kind, values in links.by_kind.items():
+        hit = same & (values > 0)
+        rings[f"evidence_{kind}"] = np.bincount(group_of[links.src[hit]], minlength=n)
+    orders = g.edges[("user", "ordered", "product")]
+    o_user = orders["src"].to_numpy(np.int64)
+    recent = (_ms(orders["ts"]) >= clock - 30 * DAY_MS) & (group_of[o_user] >= 0)
+    amount = pd.to_numeric(orders["amount"], errors="coerce").fillna(0).to_numpy(np.float64)
+    charged = (orders["status"].astype(str).to_numpy() == "chargeback") & recent
+    rings["exposure_amount"] = np.bincount(group_of[o_user[recent]], amount[recent], n).round(2)
+    rings["chargeback_amount"] = np.bincount(group_of[o_user[charged]], amount[charged], n).round(2)
+    members = pd.DataFrame({"group": grp_idx, "user": user, "user_id": g.ids["user"][user]})
+    return rings, members, _centres(g, group_of, n)
+
+
+def _centres(g: GraphExport, group_of: np.ndarray, n: int, top: int = 3) -> pd.DataFrame:
+    """Devices and merchants that at least two members share, the most shared first."""
+    uses = g.edges[("user", "uses", "device")]
+    orders = g.edges[("user", "ordered", "product")]
+    merchant_of = g.merchant_of_product()
+    parts = []
+    for kind, u, hub, ids in (
+        ("device", uses["src"].to_numpy(np.int64), uses["dst"].to_numpy(np.int64), g.ids["device"]),
+        ("merchant", orders["src"].to_numpy(np.int64),
+         merchant_of[orders["dst"].to_numpy(np.int64)], g.ids["merchant"]),
+    ):  # fmt: skip
+        inside = (group_of[u] >= 0) & (hub >= 0)
+        frame = pd.DataFrame({"group": group_of[u[inside]], "hub": hub[inside], "u": u[inside]})
+        counts = frame.drop_duplicates().groupby(["group", "hub"]).size().rename("members")
+        counts = (
+            counts[counts >= 2]
+            .reset_index()
+            .sort_values(["group", "members", "hub"], ascending=[True, False, True])
+        )
+        counts = counts.groupby("group").head(top)
+        parts.append(counts.assign(kind=kind, id=ids[counts["hub"].to_numpy(np.int64)]))
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    return (
+        out[["group", "kind", "id", "members"]]
+        if len(out)
+        else pd.DataFrame(columns=["group", "kind", "id", "members"])
+    )

@@ -1,0 +1,132 @@
+"""Ring detection on graphs small enough to check by eye (no database)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from graph.export import GraphExport, assemble
+from graph.rings import RingConfig, detect_rings, match_planted
+from graph.rings.dense import peel
+from graph.rings.stable import CLOSED, GROWN, NEW, UNCHANGED, PreviousRing, assign_ids
+
+DAY_MS = 86_400_000
+
+
+def _graph(users: list[str], uses: list[tuple[str, str]], orders: list[tuple[str, str, int]],
+           reviews: list[tuple[str, str]] | None = None,
+           created: dict[str, int] | None = None) -> GraphExport:  # fmt: skip
+    """Users, devices, one product per merchant (``p_<m>``), orders (user, merchant, ms)."""
+    merchants = sorted({m for _, m, _ in orders} | {m for _, m in reviews or []} | {"m0"})
+    devices = sorted({d for _, d in uses})
+    created = created or {}
+    nodes = {
+        "user": pd.DataFrame({"id": users, "created_at": [created.get(u, -1) for u in users],
+                              "country": None}),
+        "merchant": pd.DataFrame({"id": merchants, "created_at": 0, "category": "x"}),
+        "product": pd.DataFrame({"id": [f"p_{m}" for m in merchants], "category": "x",
+                                 "price": 10.0}),
+        "device": pd.DataFrame({"id": devices, "kind": "web", "first_seen": 0}),
+    }  # fmt: skip
+    edges = {
+        "USES": pd.DataFrame(uses, columns=["src", "dst"]).assign(logins=1, first_seen=0,
+                                                                  last_seen=0),
+        "ORDERED": pd.DataFrame({
+            "src": [u for u, _, _ in orders], "dst": [f"p_{m}" for _, m, _ in orders],
+            "ts": [t for _, _, t in orders], "amount": 10.0, "status": "paid",
+            "order_id": [f"o{i}" for i in range(len(orders))], "device_id": None,
+        }),
+        "REVIEWED": pd.DataFrame({"src": [u for u, _ in reviews or []],
+                                  "dst": [f"p_{m}" for _, m in reviews or []],
+                                  "rating": 5, "ts": 0}),
+        "SOLD_BY": pd.DataFrame({"src": [f"p_{m}" for m in merchants], "dst": merchants}),
+    }  # fmt: skip
+    return assemble(nodes, edges, pd.DataFrame({"id": [], "fraud": [], "default": []}), [])
+
+
+def _groups(found: object) -> list[list[str]]:
+    members = found.members  # type: ignore[attr-defined]
+    return sorted(sorted(m) for _, m in members.groupby("group")["user_id"])
+
+
+def test_two_farms_stay_apart_across_a_busy_merchant_and_a_cafe_device() -> None:
+    """Two device farms (r1-r3 on dA, r4-r6 on dB) shop at one busy merchant on the same two
+    days, and r1 and r4 also use a café PC with four legit users: still two rings, and no
+    legit account in either."""
+    ring = [f"r{i}" for i in range(1, 7)]
+    legit = [f"l{i}" for i in range(1, 5)]
+    crowd = [f"x{i:02d}" for i in range(40)]
+    uses = [(u, "dA") for u in ring[:3]] + [(u, "dB") for u in ring[3:]]
+    uses += [("r1", "dC"), ("r4", "dC")] + [(u, "dC") for u in legit]
+    orders = [(u, "mBusy", d * DAY_MS) for d in (2, 9) for u in ring + crowd]
+    g = _graph(ring + legit + crowd, uses, orders)
+    risk = np.where(np.isin(g.ids["user"], ring), 0.9, 0.01)
+    found = detect_rings(g, risk, None, RingConfig())
+    assert _groups(found) == [ring[:3], ring[3:]]
+
+
+def test_coordinated_ring_without_a_shared_device_is_found_and_households_are_not() -> None:
+    """c1-c5 never share a device but order at the same small merchant on the same days, four
+    times; a household of four legit users shares one device; a kiosk is used by 30 accounts,
+    three of them risky lone fraudsters."""
+    coord = [f"c{i}" for i in range(1, 6)]
+    house = [f"h{i}" for i in range(1, 5)]
+    kiosk_users = [f"k{i:02d}" for i in range(30)]
+    lone = kiosk_users[:3]
+    users = coord + house + kiosk_users
+    uses = [(u, f"own-{u}") for u in users] + [(u, "dHouse") for u in house]
+    uses += [(u, "dKiosk") for u in kiosk_users]
+    orders = [(u, "mSmall", day * DAY_MS + 3_600_000 * i)
+              for day in (3, 10, 17, 24) for i, u in enumerate(coord)]  # fmt: skip
+    orders += [(u, "mBig", d * DAY_MS) for d in (3, 10) for u in kiosk_users]  # a busy merchant
+    g = _graph(users, uses, orders)
+    risk = pd.Series(0.05, index=users)
+    risk[coord] = 0.8
+    risk[lone] = 0.9
+    risk[house] = 0.15
+    found = detect_rings(g, risk.reindex(g.ids["user"]).to_numpy(), None, RingConfig())
+    assert _groups(found) == [coord]
+    assert found.rings.loc[0, "evidence_sync"] == 10  # every pair of the five
+    assert found.rings.loc[0, "evidence_device"] == 0
+    assert set(found.centres["id"]) == {"mSmall"}
+
+
+def test_peeling_finds_the_dense_block_despite_camouflage() -> None:
+    """Rows 0-3 all hit columns 0-3; they also hit the popular column 9 (camouflage) that
+    rows 4-11 hit too; the densest block is rows 0-3."""
+    dense = [(r, c) for r in range(4) for c in range(4)]
+    camo = [(r, 9) for r in range(12)] + [(r, 4 + r % 4) for r in range(4, 12)]
+    rows, cols = zip(*(dense + camo), strict=True)
+    mat = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(12, 10))
+    block, density = peel(mat)
+    assert sorted(block.tolist()) == [0, 1, 2, 3]
+    assert density > 1.5
+
+
+def test_stable_ids_keep_id_and_first_seen_and_close_vanished_rings() -> None:
+    prev = [PreviousRing("ring-a", frozenset("abcd"), 100, 100, NEW),
+            PreviousRing("ring-b", frozenset("xyz"), 50, 100, NEW)]  # fmt: skip
+    same, _ = assign_ids([list("abcd")], prev[:1], 100)
+    assert same.iloc[0].tolist() == ["ring-a", NEW, 100, 100]  # rerun, same clock: no change
+    later, closed = assign_ids([list("abcde"), list("pqr")], prev, 200)
+    assert later.iloc[0].tolist() == ["ring-a", GROWN, 100, 200]
+    assert later.iloc[1]["status"] == NEW and later.iloc[1]["first_seen"] == 200
+    assert [p.ring_id for p in closed] == ["ring-b"]
+    again, _ = assign_ids([list("abcde")], [PreviousRing("ring-a", frozenset("abcde"), 100,
+                                                         200, GROWN)], 300)  # fmt: skip
+    assert again.iloc[0]["status"] == UNCHANGED
+    reopened, _ = assign_ids([list("xyz")], [PreviousRing("ring-b", frozenset("xyz"), 50, 100,
+                                                          CLOSED)], 300)  # fmt: skip
+    assert reopened.iloc[0]["status"] == NEW and reopened.iloc[0]["ring_id"] != "ring-b"
+
+
+def test_match_planted_counts_rings_members_and_typologies() -> None:
+    planted = pd.DataFrame({"ring_id": ["A"] * 4 + ["B"] * 3,
+                            "user_id": ["a", "b", "c", "d", "x", "y", "z"]})  # fmt: skip
+    detected = pd.DataFrame({"ring_id": ["1"] * 3 + ["2"] * 3,
+                             "user_id": ["a", "b", "c", "p", "q", "x"]})  # fmt: skip
+    q = match_planted(detected, planted, pd.Series({"A": "farm", "B": "review"}))
+    assert (q["recall"], q["precision"], q["found"]) == (0.5, 0.5, 1.0)
+    assert q["member_precision"] == 4 / 6 and q["member_recall"] == 4 / 7
+    assert (q["recall_farm"], q["recall_review"]) == (1.0, 0.0)
