@@ -41,6 +41,18 @@ class Settings(BaseSettings):
     neo4j_heap: str = "2g"
     neo4j_pagecache: str = "1g"
     write_batch_size: int = Field(10_000, ge=1, description="rows per UNWIND write transaction")
+    write_batch_bytes: int = Field(
+        16 << 20,
+        ge=1 << 16,
+        description="bytes of values per write or delete transaction (import, reset): rows "
+        "with long texts go in smaller transactions so the server's heap is never exhausted",
+    )
+    max_field_bytes: int = Field(
+        1 << 20,
+        ge=1,
+        description="largest free-text value (review text, category) an import accepts, in "
+        "UTF-8 bytes; a longer one is rejected as field_too_large",
+    )
 
     # -- files ---------------------------------------------------------------------------
     state_dir: Path = Field(default_factory=_default_state_dir)
