@@ -193,7 +193,7 @@ class _Checker:
         finite = np.isfinite(num)
         self.flag(~finite & (values != ""), "bad_number", col + ": not a finite number: " + values)
         if rule_negative is not None:
-            self.flag(num < 0, rule_negative, col + " < 0: " + values)
+            self.flag(finite & (num < 0), rule_negative, col + " < 0: " + values)
         return num.where(finite)
 
     def size(self, col: str, limit: int) -> None:
