@@ -247,22 +247,29 @@ class GraphStore:
 
 
 def row_bytes(columns: Columns) -> np.ndarray:
-    """Approximate bytes of each row's values: UTF-8 length of strings, 8 per other value,
-    24 per entry of a map (the users' feature maps)."""
-    total = np.zeros(len(next(iter(columns.values()), [])), dtype=np.int64)
+    """Approximate bytes of each row's values: characters of strings, 8 per other value, 24
+    per entry of a map (the users' feature maps). Characters, like Cypher's ``size()`` that
+    :meth:`GraphStore.delete_all` uses, so both sides measure alike."""
+    n = len(next(iter(columns.values()), []))
+    total = np.zeros(n, dtype=np.int64)
     for values in columns.values():
-        if not values:
-            continue
-        total += np.fromiter((_value_bytes(v) for v in values), dtype=np.int64, count=len(values))
+        if values:
+            total += _column_bytes(values)
     return total
 
 
-def _value_bytes(value: Any) -> int:
-    if value.__class__ is str:
-        return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
-    if isinstance(value, dict):
-        return 24 * len(value)
-    return _SCALAR_BYTES
+def _column_bytes(values: list[Any]) -> np.ndarray:
+    n = len(values)
+    first = values[0]
+    if isinstance(first, int | float):  # numbers (and None among them): a column has one type
+        return np.full(n, _SCALAR_BYTES, dtype=np.int64)
+    try:  # strings (or maps), no None: len() in C
+        lengths = np.fromiter(map(len, values), dtype=np.int64, count=n)
+        return lengths * 24 if isinstance(first, dict) else lengths
+    except TypeError:  # mixed with None or other scalars
+        return np.fromiter(
+            (len(v) if isinstance(v, str) else _SCALAR_BYTES for v in values), np.int64, count=n
+        )
 
 
 def batch_bounds(sizes: np.ndarray, max_rows: int, max_bytes: int) -> list[tuple[int, int]]:

@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     write_batch_bytes: int = Field(
         16 << 20,
         ge=1 << 16,
-        description="bytes of values per write or delete transaction (import, reset): rows "
+        description="approximate bytes (characters of text, 8 per number) per write or delete "
+        "transaction (import, reset): rows "
         "with long texts go in smaller transactions so the server's heap is never exhausted",
     )
     max_field_bytes: int = Field(

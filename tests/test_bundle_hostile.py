@@ -276,8 +276,13 @@ def test_batches_are_bounded_by_rows_and_bytes() -> None:
         (0, 3), (3, 4), (4, 10)
     ]  # fmt: skip
     assert batch_bounds(np.array([], dtype=np.int64), 5, 5) == []
-    columns = {"id": ["a", "é", None], "n": [1.0, 2.0, None], "f": [{}, {"a": 1}, {}]}
-    assert row_bytes(columns).tolist() == [1 + 8 + 0, 2 + 8 + 24, 8 + 8 + 0]
+    columns = {
+        "id": ["a", "éé", None],
+        "text": ["xyz", "", "🚀"],
+        "n": [1.0, 2.0, None],
+        "f": [{}, {"a": 1}, {}],
+    }
+    assert row_bytes(columns).tolist() == [1 + 3 + 8 + 0, 2 + 0 + 8 + 24, 8 + 1 + 8 + 0]
 
 
 # -- 11. rejects keep the contract's columns only ---------------------------------------------
