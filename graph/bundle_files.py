@@ -61,14 +61,18 @@ def read_table(path: Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError as exc:
         raise BundleError(f"{path}: empty file, a header row is required") from exc
     except (pd.errors.ParserError, pa.ArrowException, OSError, ValueError) as exc:
-        raise BundleError(f"{path}: cannot be read: {exc}") from exc
+        raise BundleError(f"{path}: cannot be read: {str(exc).strip()}") from exc
     return frame
 
 
 def _check_names(path: Path, names: list[str]) -> list[str]:
-    """Stripped column names; a name given twice stops the import (which one is meant?)."""
+    """Stripped column names; a name given twice stops the import (which one is meant?).
+
+    Empty names (a trailing comma on every line) are unnamed extra columns, ignored like any
+    column outside the contract.
+    """
     stripped = [str(n).strip() for n in names]
-    twice = sorted(name for name, n in Counter(stripped).items() if n > 1)
+    twice = sorted(name for name, n in Counter(stripped).items() if n > 1 and name)
     if twice:
         raise BundleError(
             f"{path}: column name(s) {', '.join(repr(t) for t in twice)} appear more than once "

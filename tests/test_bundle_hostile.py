@@ -192,6 +192,14 @@ def test_a_column_named_twice_stops_the_import(
         read_bundle(folder)
 
 
+def test_unnamed_trailing_columns_are_ignored_like_extra_columns(tmp_path: Path) -> None:
+    folder = write_bundle(tmp_path / "b")
+    lines = (folder / "devices.csv").read_text().splitlines()
+    (folder / "devices.csv").write_text("".join(line + ",,\n" for line in lines))
+    bundle = read_bundle(folder)
+    assert bundle.rejects.empty and len(bundle.tables["devices"]) == 2
+
+
 def test_a_parquet_column_named_twice_stops_the_import(tmp_path: Path) -> None:
     folder = write_bundle(tmp_path / "b")
     schema = pa.schema([("user_id", pa.string()), ("created_at", pa.string()), ("feat_a", pa.float64()), ("feat_a", pa.float64())])  # fmt: skip
