@@ -192,37 +192,53 @@ class GraphStore:
 
         Relationships go first, then nodes. A deleting transaction's server memory grows with
         what it deletes, properties included (300 reviews of 1 MB in one transaction ran a 1 GB
-        heap out of memory), so each round reads up to ``batch_size`` element ids with their
-        property payload and deletes them in transactions of at most ``batch_bytes``
-        (:func:`batch_bounds`), by element id.
+        heap out of memory), so no transaction deletes more than ``batch_size`` entities or
+        about ``batch_bytes`` of property values:
+
+        * the common case, in one query per round: up to ``batch_size`` entities whose payload
+          is at most ``batch_bytes / batch_size`` each;
+        * once such a round comes back short (only bigger entities, if any, are left): their
+          element ids and payloads are read, and they are deleted by element id in
+          transactions grouped by :func:`batch_bounds`.
         """
         if label is not None and label not in schema.ID_KEY and label != schema.TRUTH_RING:
             raise ValueError(f"unknown label {label!r}")
         match = f"MATCH (n:{label})" if label else "MATCH (n)"
-        scan_rels = cast(
-            LiteralString,
-            f"{match}-[r]-() WITH DISTINCT r LIMIT $limit "
-            f"RETURN elementId(r) AS id, {_payload('r')} AS bytes",
-        )
-        scan_nodes = cast(
-            LiteralString,
-            f"{match} WITH n LIMIT $limit RETURN elementId(n) AS id, {_payload('n')} AS bytes",
-        )
-        del_rels: LiteralString = (
-            "UNWIND $ids AS id MATCH ()-[r]->() WHERE elementId(r) = id DELETE r "
-            "RETURN count(*) AS deleted"
-        )
-        del_nodes: LiteralString = (
-            "UNWIND $ids AS id MATCH (n) WHERE elementId(n) = id DELETE n "
-            "RETURN count(*) AS deleted"
-        )
+        small = max(1, batch_bytes // batch_size)
         total = 0
-        for scan, delete in ((scan_rels, del_rels), (scan_nodes, del_nodes)):
-            while (found := self.read_columns(scan, limit=batch_size)) and found["id"]:
+        for var, pattern, seek in (
+            ("r", f"{match}-[r]-() WITH DISTINCT r", "MATCH ()-[r]->() WHERE elementId(r) = id"),
+            ("n", f"{match} WITH n", "MATCH (n) WHERE elementId(n) = id"),
+        ):
+            payload = _payload(var)
+            bulk = cast(
+                LiteralString,
+                f"{pattern} WHERE {payload} <= $small WITH {var} LIMIT $limit "
+                f"DELETE {var} RETURN count(*) AS deleted",
+            )
+            scan = cast(
+                LiteralString,
+                f"{pattern} WHERE {payload} > $small WITH {var} LIMIT $limit "
+                f"RETURN elementId({var}) AS id, {payload} AS bytes",
+            )
+            by_id = cast(
+                LiteralString,
+                f"UNWIND $ids AS id {seek} DELETE {var} RETURN count(*) AS deleted",
+            )
+            while True:
+                deleted = self._write_returning(bulk, small=small, limit=batch_size)
+                total += deleted if var == "n" else 0
+                if deleted == batch_size:
+                    continue
+                found = self.read_columns(scan, small=small, limit=batch_size)
+                if not found["id"]:
+                    if deleted == 0:
+                        break
+                    continue
                 sizes = np.asarray(found["bytes"], dtype=np.int64) + _SCALAR_BYTES
                 for start, end in batch_bounds(sizes, batch_size, batch_bytes):
-                    deleted = self._write_returning(delete, ids=found["id"][start:end])
-                    total += deleted if delete is del_nodes else 0
+                    n = self._write_returning(by_id, ids=found["id"][start:end])
+                    total += n if var == "n" else 0
         return total
 
     def _write_returning(self, query: LiteralString, **params: Any) -> int:

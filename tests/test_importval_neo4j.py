@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
+from graph import schema
 from graph.bundle import BundleError
 from graph.store import GraphStore
 from serving.pipeline import run_import
@@ -25,6 +26,7 @@ from tests.bundles import write_bundle
 from tests.hostile import (
     BAD_VALUES_REJECTS,
     WHITESPACE_REJECTS,
+    append_rows,
     bad_values_bundle,
     big_reviews_bundle,
     to_parquet,
@@ -149,4 +151,28 @@ def test_big_reviews_load_in_byte_sized_batches_and_reset_works(
     )
     assert sizes == [{"n": 300, "lo": 1_000_000, "hi": 1_000_000}]
     store.delete_all(batch_size=neo4j_settings.write_batch_size)
+    assert sum(store.counts().values()) == 0
+
+
+def test_delete_all_mixes_small_and_big_entities(
+    store: GraphStore, neo4j_settings: Settings, tmp_path: Path
+) -> None:
+    """Small entities go in row-bounded rounds, big ones (here 30 merchants with a 0.9 MB
+    category, 30 reviews of 0.5 MB) by element id in byte-bounded groups; all of them go,
+    and a label-restricted delete leaves the rest alone."""
+    folder = write_bundle(tmp_path / "b")
+    append_rows(folder, "merchants", [[f"MB{i}", "2026-01-01", "c" * 900_000] for i in range(30)])
+    append_rows(
+        folder,
+        "reviews",
+        [[f"RB{i}", "U1", "P1", "3", "t" * 500_000, "2026-01-06"] for i in range(30)],
+    )
+    run_import(store, neo4j_settings, folder, tmp_path / "r", QUIET)
+    before = store.counts()
+    assert (before["Merchant"], before["REVIEWED"]) == (32, 31)
+    assert store.delete_all(schema.MERCHANT, batch_size=7, batch_bytes=1 << 20) == 32
+    after = store.counts()
+    assert after["Merchant"] == 0 and after["SOLD_BY"] == 0
+    assert after["User"] == before["User"] and after["REVIEWED"] == 31
+    store.delete_all(batch_size=7, batch_bytes=1 << 20)
     assert sum(store.counts().values()) == 0
