@@ -330,6 +330,21 @@ def write_sources(sources: list[ImportSource], work_dir: Path) -> list[str]:
     return args
 
 
+def read_buffer_bytes(sources: list[ImportSource]) -> int:
+    """The importer's ``--read-buffer-size``, which its documentation says must hold the
+    biggest single value: twice the longest value's worst-case UTF-8 length, at least the
+    default 4 MiB. (Neo4j 5.26 was seen loading a 5 MB value with the default too; the option
+    keeps a raised ``Settings.max_field_bytes`` within what the importer promises to read.)
+    """
+    longest = 0
+    for src in sources:
+        for column in src.columns.values():
+            values = src.frame[column]
+            if len(values) and not pd.api.types.is_numeric_dtype(values):
+                longest = max(longest, int(values.astype(str).str.len().max()))
+    return max(4 << 20, 2 * 4 * longest + (1 << 16))
+
+
 def _counts(sources: list[ImportSource]) -> tuple[dict[str, int], dict[str, int]]:
     nodes: dict[str, int] = {}
     rels: dict[str, int] = {}
@@ -418,6 +433,7 @@ def bulk_import(
         "--overwrite-destination=true",
         "--bad-tolerance=0",
         f"--report-file={report_file}",
+        f"--read-buffer-size={read_buffer_bytes(sources)}",
     ]
     if threads is not None:
         options.append(f"--threads={threads}")

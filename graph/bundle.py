@@ -1,8 +1,11 @@
 """Read a marketplace bundle (``../shared/bundle-format.md``) and split it into clean rows and rejects.
 
-Whole-file problems (missing table or column, not UTF-8, unreadable) raise :class:`BundleError`
-before anything is written. Row problems never stop the import: each bad row goes to the
-rejects table with the rule it broke and its original values, and the good rows go on.
+Whole-file problems (missing table or column, a column named twice, not UTF-8, a table given
+both as CSV and Parquet, unreadable) raise :class:`BundleError` before anything is written
+(:mod:`graph.bundle_files`). Row problems never stop the import: each bad row goes to the
+rejects table with the rule it broke and its original values (contract columns only), and the
+good rows go on. Ids are normalised once, before any rule runs (:func:`normalize_ids`), so the
+duplicate check, the references and the write all see the same id, on both import paths.
 Validation is vectorised with pandas; references are checked in dependency order so that a row
 pointing at a rejected row is itself rejected as an unknown reference.
 """
@@ -16,8 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from graph.bundle_files import BundleError, find_table, read_table
+from graph.countries import ISO_3166_ALPHA2
 from graph.schema import DEVICE_KINDS, ORDER_STATUSES
+
+__all__ = ["BundleError", "ValidatedBundle", "find_table", "read_bundle", "read_raw", "validate"]
 
 REQUIRED: dict[str, tuple[str, ...]] = {
     "users": ("user_id", "created_at"),
@@ -65,11 +74,23 @@ ORDER = (
     "rings",
 )
 ID_COLUMN = {t: k[0] for t, k in KEYS.items() if len(k) == 1 and t != "labels"}
+# Every column that holds an id (a key or a reference): normalised by normalize_ids.
+ID_COLUMNS = frozenset(
+    {c for cols in KEYS.values() for c in cols}
+    | {c for refs in REFERENCES.values() for c, _ in refs}
+)
 REJECT_COLUMNS = ["table", "row", "rule", "detail", "record"]
-
-
-class BundleError(ValueError):
-    """A bundle file cannot be read at all; nothing has been written."""
+# Free-text columns (not ids, not enums, not numbers): limited to max_field_bytes.
+TEXT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "merchants": ("category",),
+    "products": ("category",),
+    "reviews": ("text",),
+}
+# An id is a key of a uniqueness constraint, and Neo4j refuses index keys above about 8 kB
+# (two ids share one key in the ring-member constraint), so ids have a fixed limit.
+MAX_ID_BYTES = 1024
+# Default limit for one free-text value (review text, category): see Settings.max_field_bytes.
+DEFAULT_MAX_FIELD_BYTES = 1 << 20
 
 
 @dataclass
@@ -93,29 +114,27 @@ class ValidatedBundle:
         return out
 
 
-def find_table(directory: Path, table: str) -> Path | None:
-    """The file holding ``table`` (``NAME.csv`` or ``NAME.parquet``), or None."""
-    for suffix in (".csv", ".parquet"):
-        candidate = directory / f"{table}{suffix}"
-        if candidate.exists():
-            return candidate
-    return None
+def normalize_ids(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every id column stripped of surrounding white space (any Unicode kind).
+
+    Done once, before any rule runs, so ``"U9 "`` and ``U9`` are one id everywhere: in the
+    duplicate check, in references, and in what is written (both import paths write the
+    validated frame). An id empty after this is a missing value.
+    """
+    out = frame.copy()
+    for col in ID_COLUMNS.intersection(out.columns):
+        out[col] = out[col].astype(str).str.strip()
+    return out
 
 
-def _read_file(path: Path) -> pd.DataFrame:
-    try:
-        if path.suffix == ".parquet":
-            frame = pd.read_parquet(path)
-            return frame.astype(object).where(frame.notna(), "").astype(str)
-        return pd.read_csv(
-            path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8"
-        )
-    except UnicodeDecodeError as exc:
-        raise BundleError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from exc
-    except pd.errors.EmptyDataError as exc:
-        raise BundleError(f"{path}: empty file, a header row is required") from exc
-    except (pd.errors.ParserError, OSError, ValueError) as exc:
-        raise BundleError(f"{path}: cannot be read: {exc}") from exc
+def contract_columns(table: str, columns: pd.Index) -> list[str]:
+    """The columns of ``table`` the bundle format defines (required, optional, ``feat_*``).
+
+    Only these are copied into rejects: columns outside the contract may hold personal data.
+    """
+    named = (*(REQUIRED.get(table) or OPTIONAL_TABLES[table]), *OPTIONAL_COLUMNS.get(table, ()))
+    feats = [c for c in columns if table == "users" and str(c).startswith("feat_")]
+    return [c for c in columns if c in named] + feats
 
 
 def read_raw(directory: Path) -> dict[str, pd.DataFrame]:
@@ -133,8 +152,7 @@ def read_raw(directory: Path) -> dict[str, pd.DataFrame]:
                     f"(expected {table}.csv or {table}.parquet)"
                 )
             continue
-        frame = _read_file(path)
-        frame.columns = [str(c).strip() for c in frame.columns]
+        frame = read_table(path)
         missing = [c for c in required if c not in frame.columns]
         if missing:
             raise BundleError(f"{path}: missing required column(s) {', '.join(missing)}")
@@ -145,16 +163,33 @@ def read_raw(directory: Path) -> dict[str, pd.DataFrame]:
 class _Checker:
     """Collects the rules broken by each row of one table (vectorised, one mask per rule)."""
 
-    def __init__(self, table: str, frame: pd.DataFrame) -> None:
+    def __init__(self, table: str, frame: pd.DataFrame, raw: pd.DataFrame) -> None:
         self.table = table
-        self.frame = frame
+        self.frame = frame  # ids normalised
+        self.raw = raw  # as read, for the rejects
         self.broken: list[tuple[pd.Series, str, pd.Series]] = []
 
-    def flag(self, mask: pd.Series, rule: str, detail: pd.Series | str) -> None:
-        if mask.any():
-            if isinstance(detail, str):
-                detail = pd.Series(detail, index=self.frame.index)
-            self.broken.append((mask, rule, detail))
+    def flag(
+        self,
+        mask: pd.Series,
+        rule: str,
+        detail: pd.Series | str,
+        values: pd.Series | None = None,
+        suffix: str = "",
+    ) -> None:
+        """Record ``rule`` for the rows in ``mask``. The detail is ``detail`` (a text, or one
+        per row), or ``detail + value + suffix``, built for the flagged rows only (building it
+        for every row of a clean million-row table cost seconds)."""
+        mask = mask.fillna(False).astype(bool)
+        if not mask.any():
+            return
+        if isinstance(detail, pd.Series):
+            text = detail[mask].astype(str)
+        elif values is not None:
+            text = detail + values[mask].astype(str) + suffix
+        else:
+            text = pd.Series(detail, index=mask.index[mask.to_numpy()], dtype=object)
+        self.broken.append((mask, rule, text))
 
     def required(self, *cols: str) -> None:
         for col in cols:
@@ -163,38 +198,60 @@ class _Checker:
     def timestamp(self, col: str) -> pd.Series:
         values = self.frame[col].str.strip()
         parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
-        self.flag(
-            parsed.isna() & (values != ""), "bad_timestamp", col + ": not ISO 8601: " + values
-        )
+        self.flag(parsed.isna() & (values != ""), "bad_timestamp", col + ": not ISO 8601: ", values)
         return parsed.astype("datetime64[ms, UTC]").astype("int64").where(parsed.notna(), 0)
 
     def number(self, col: str, rule_negative: str | None) -> pd.Series:
+        """The column as floats; anything but a finite number (``inf``, ``nan``, ``1e400``,
+        ``abc``) is a bad number, and becomes NaN here."""
         values = self.frame[col].str.strip()
-        num = pd.to_numeric(values, errors="coerce")
-        self.flag(num.isna() & (values != ""), "bad_number", col + ": not a number: " + values)
+        num = pd.to_numeric(values, errors="coerce").astype(float)
+        finite = np.isfinite(num)
+        self.flag(~finite & (values != ""), "bad_number", col + ": not a finite number: ", values)
         if rule_negative is not None:
-            self.flag(num < 0, rule_negative, col + " < 0: " + values)
-        return num.astype(float)
+            self.flag(finite & (num < 0), rule_negative, col + " < 0: ", values)
+        return num.where(finite)
+
+    def size(self, col: str, limit: int) -> None:
+        """A value longer than ``limit`` UTF-8 bytes is refused (``field_too_large``): one
+        such value must never make a write transaction too big for the server."""
+        values = self.frame[col].astype(str)
+        nbytes = values.str.len()  # characters; a character is 1 to 4 UTF-8 bytes
+        maybe = nbytes * 4 > limit
+        if maybe.any():
+            nbytes[maybe] = values[maybe].map(_utf8_len)
+        self.flag(
+            nbytes > limit, "field_too_large", col + ": ", nbytes, f" bytes, the limit is {limit}"
+        )
 
     def enum(self, col: str, allowed: tuple[str, ...]) -> pd.Series:
         values = self.frame[col].str.strip().str.lower()
         self.flag(
             ~values.isin(allowed) & (values != ""),
             "bad_enum",
-            col + f" not in {{{', '.join(allowed)}}}: " + self.frame[col],
+            col + f" not in {{{', '.join(allowed)}}}: ",
+            self.frame[col],
         )
         return values
 
-    def reference(self, col: str, known: pd.Index, target: str, optional: bool = False) -> None:
-        values = self.frame[col].str.strip()
-        mask = ~values.isin(known)
-        if optional:
-            mask &= values != ""
-        self.flag(mask, "unknown_reference", col + f" not in {target}: " + values)
+    def reference(self, col: str, known: pd.Index, target: str) -> None:
+        """Values not among ``known`` ids; an empty one is a missing value (or, for an
+        optional reference such as ``orders.device_id``, allowed)."""
+        values = self.frame[col]
+        # pyarrow's hash set: pandas' isin on Arrow strings boxes every known id in Python.
+        found = pc.is_in(
+            pa.array(values.to_numpy(dtype=object), pa.string()),
+            value_set=pa.array(np.asarray(known, dtype=object), pa.string()),
+        )
+        mask = pd.Series(~found.to_numpy(zero_copy_only=False), index=values.index)
+        self.flag(mask & (values != ""), "unknown_reference", col + f" not in {target}: ", values)
 
     def duplicates(self, cols: tuple[str, ...]) -> None:
+        """Rows repeating an earlier row's (normalised) key; empty keys are missing values."""
         dup = self.frame.duplicated(subset=list(cols), keep="first")
-        self.flag(dup, "duplicate_id", "duplicate " + "/".join(cols) + ": " + self.frame[cols[0]])
+        for col in cols:
+            dup &= self.frame[col] != ""
+        self.flag(dup, "duplicate_id", "duplicate " + "/".join(cols) + ": ", self.frame[cols[0]])
 
     def split(self) -> tuple[pd.Series, pd.DataFrame]:
         """Return (keep mask, rejects frame with one row per bad row, rules joined by ';')."""
@@ -202,12 +259,11 @@ class _Checker:
         rules = pd.Series("", index=self.frame.index)
         details = pd.Series("", index=self.frame.index)
         for mask, rule, detail in self.broken:
-            mask = mask.fillna(False).astype(bool)
             sep = np.where(bad[mask], ";", "")
             rules[mask] = rules[mask] + sep + rule
-            details[mask] = details[mask] + sep + detail[mask].astype(str)
+            details[mask] = details[mask] + sep + detail.to_numpy(dtype=object)
             bad |= mask
-        rejected = self.frame[bad]
+        rejected = self.raw.loc[bad, contract_columns(self.table, self.raw.columns)]
         records = [json.dumps(r, ensure_ascii=False) for r in rejected.to_dict(orient="records")]
         rejects = pd.DataFrame(
             {
@@ -233,6 +289,7 @@ def validate(
     raw: Mapping[str, pd.DataFrame],
     source: Path,
     existing_ids: Mapping[str, pd.Index] | None = None,
+    max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
 ) -> ValidatedBundle:
     """Apply every row rule of the bundle format.
 
@@ -241,6 +298,9 @@ def validate(
         source: the bundle folder, for the report.
         existing_ids: ids already in the store per table, so an incremental bundle may refer
             to entities loaded by an earlier import.
+        max_field_bytes: the largest free-text value (review text, category) accepted, in
+            UTF-8 bytes; larger ones are rejected as ``field_too_large``. Ids are limited to
+            :data:`MAX_ID_BYTES`.
     """
     existing_ids = existing_ids or {}
     clean: dict[str, pd.DataFrame] = {}
@@ -249,8 +309,9 @@ def validate(
     for table in ORDER:
         if table not in raw:
             continue
-        frame = raw[table].reset_index(drop=True)
-        check = _Checker(table, frame)
+        original = raw[table].reset_index(drop=True)
+        frame = normalize_ids(original)
+        check = _Checker(table, frame, original)
         out = pd.DataFrame(index=frame.index)
         required = REQUIRED.get(table) or OPTIONAL_TABLES[table]
         text_cols = {"text", "fraud", "default"}
@@ -259,13 +320,17 @@ def validate(
             out[col] = frame[col].str.strip() if col != "text" else frame[col]
         for col in OPTIONAL_COLUMNS.get(table, ()):
             out[col] = frame[col].str.strip() if col in frame.columns else ""
+        for col in ID_COLUMNS.intersection(frame.columns):
+            check.size(col, MAX_ID_BYTES)
+        for col in TEXT_COLUMNS.get(table, ()):
+            check.size(col, max_field_bytes)
         for col, target in REFERENCES.get(table, ()):
             if col not in frame.columns:
                 continue
             pool = known.get(target, pd.Index([]))
             if target in existing_ids:
                 pool = pool.append(existing_ids[target])
-            check.reference(col, pool, target, optional=col in OPTIONAL_COLUMNS.get(table, ()))
+            check.reference(col, pool, target)
         _table_rules(table, check, out)
         if table in KEYS:
             check.duplicates(KEYS[table])
@@ -291,9 +356,10 @@ def _table_rules(table: str, check: _Checker, out: pd.DataFrame) -> None:
     if table == "users":
         country = out["country"].str.upper()
         check.flag(
-            (country != "") & ~country.str.fullmatch(r"[A-Z]{2}"),
+            (country != "") & ~country.isin(ISO_3166_ALPHA2),
             "bad_country",
-            "country is not ISO 3166 alpha-2: " + country,
+            "country is not an ISO 3166-1 alpha-2 code: ",
+            out["country"],
         )
         out["country"] = country
         for col in (c for c in frame.columns if c.startswith("feat_")):
@@ -310,12 +376,10 @@ def _table_rules(table: str, check: _Checker, out: pd.DataFrame) -> None:
         out["status"] = check.enum("status", ORDER_STATUSES)
     if table == "reviews":
         values = frame["rating"].str.strip()
-        rating = pd.to_numeric(values, errors="coerce")
-        bad = rating.isna() | (rating % 1 != 0) | (rating < 1) | (rating > 5)
-        check.flag(
-            bad & (values != ""), "rating_out_of_range", "rating not an integer 1..5: " + values
-        )
-        out["rating"] = rating.fillna(0).astype(int)
+        rating = check.number("rating", rule_negative=None)
+        bad = rating.notna() & ((rating % 1 != 0) | (rating < 1) | (rating > 5))
+        check.flag(bad, "rating_out_of_range", "rating not an integer 1..5: " + values)
+        out["rating"] = rating.where(~bad).fillna(0).astype(int)
     if table == "labels":
         out["fraud"] = _label_value(check, "fraud")
         out["default"] = _label_value(check, "default")
@@ -330,8 +394,15 @@ def aggregate_logins(logins: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _utf8_len(value: object) -> int:
+    text = str(value)
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
 def read_bundle(
-    directory: Path, existing_ids: Mapping[str, pd.Index] | None = None
+    directory: Path,
+    existing_ids: Mapping[str, pd.Index] | None = None,
+    max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
 ) -> ValidatedBundle:
     """Read and validate a bundle folder (see :func:`read_raw` and :func:`validate`)."""
-    return validate(read_raw(Path(directory)), Path(directory), existing_ids)
+    return validate(read_raw(Path(directory)), Path(directory), existing_ids, max_field_bytes)

@@ -17,17 +17,18 @@ locks both endpoints and walks their relationships.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, LiteralString, cast
+from typing import Any, LiteralString, TextIO, cast
 
 import pandas as pd
 
 from graph import schema
 from graph.bundle import ValidatedBundle, aggregate_logins
-from graph.store import Columns, GraphStore, records
+from graph.store import DEFAULT_BATCH_BYTES, Columns, GraphStore, records
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
@@ -220,11 +221,24 @@ class ImportReport:
         return sum(sum(v.values()) for v in self.rejected.values())
 
     def write(self, report_dir: Path, rejects: pd.DataFrame) -> None:
-        """Write ``report.json`` and ``rejects.csv`` (every rejected row with its rule)."""
-        report_dir.mkdir(parents=True, exist_ok=True)
+        """Write ``report.json`` and ``rejects.csv`` (every rejected row with its rule).
+
+        Both are readable by their owner only (0600; a new report folder is 0700): rejected
+        rows are customer data.
+        """
+        report_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.report_dir = str(report_dir)
-        rejects.to_csv(report_dir / "rejects.csv", index=False)
-        (report_dir / "report.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
+        with _private(report_dir / "rejects.csv") as fh:
+            rejects.to_csv(fh, index=False)
+        with _private(report_dir / "report.json") as fh:
+            fh.write(json.dumps(asdict(self), indent=2) + "\n")
+
+
+def _private(path: Path) -> TextIO:
+    """``path`` opened for writing text with mode 0600, also when it already existed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8", newline="")
 
 
 def _values(series: pd.Series) -> list[Any]:
@@ -272,8 +286,13 @@ def import_bundle(
     bundle: ValidatedBundle,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: ProgressFactory | None = None,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
 ) -> ImportReport:
-    """Upsert every clean row of ``bundle`` into Neo4j; return counts and timings."""
+    """Upsert every clean row of ``bundle`` into Neo4j; return counts and timings.
+
+    Transactions hold at most ``batch_size`` rows and about ``batch_bytes`` bytes of values,
+    so rows with long texts never make one transaction too big for the server's memory.
+    """
     store.ensure_schema()
     loaded: dict[str, int] = {}
     seconds: dict[str, float] = {}
@@ -285,7 +304,12 @@ def import_bundle(
         n_rows = len(next(iter(columns.values())))
         tick = progress(write.table, n_rows) if progress else None
         store.write_columns(
-            write.query, columns, batch_size=batch_size, progress=tick, update=write.update
+            write.query,
+            columns,
+            batch_size=batch_size,
+            progress=tick,
+            update=write.update,
+            batch_bytes=batch_bytes,
         )
         loaded[write.table] = len(bundle.tables[write.table])
         seconds[write.table] = round(time.perf_counter() - started, 3)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, LiteralString, cast
 
+import numpy as np
 import pandas as pd
 from neo4j import Driver, GraphDatabase, ManagedTransaction
 
@@ -19,6 +20,25 @@ Row = dict[str, Any]
 # Column-wise rows: parameter name -> one value per row, all lists of the same length.
 Columns = dict[str, list[Any]]
 ProgressFn = Callable[[int], None]
+
+# Parameter bytes per write or delete transaction (see ``Settings.write_batch_bytes``): rows of
+# normal size hit the row limit long before this; rows carrying megabytes of text do not, and a
+# transaction's server memory grows with its bytes, not its rows.
+DEFAULT_BATCH_BYTES = 16 << 20
+# Bytes counted for a value that is not a string (numbers, datetimes, booleans).
+_SCALAR_BYTES = 8
+
+
+def _payload(var: str) -> str:
+    """Cypher for an entity's approximate property payload: characters of its strings (and
+    string lists), 8 per other value. ``var`` is a variable name of this module, not input."""
+    return (
+        f"reduce(b = 0, k IN keys({var}) | b + CASE "
+        f"WHEN {var}[k] IS :: STRING THEN size({var}[k]) "
+        f"WHEN {var}[k] IS :: LIST<ANY> THEN reduce(c = 0, e IN {var}[k] | "
+        "c + CASE WHEN e IS :: STRING THEN size(e) ELSE 8 END) "
+        "ELSE 8 END)"
+    )
 
 
 class GraphStore:
@@ -144,9 +164,11 @@ class GraphStore:
         batch_size: int = 10_000,
         progress: ProgressFn | None = None,
         update: LiteralString | None = None,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
         **params: Any,
     ) -> int:
-        """Write column-wise rows in transactions of ``batch_size`` rows.
+        """Write column-wise rows in transactions of at most ``batch_size`` rows and about
+        ``batch_bytes`` bytes of values (:func:`batch_bounds`; a row bigger than that goes alone).
 
         Each batch's parameters are the slices of every column (``$name`` is a list), which
         Bolt packs far more cheaply than one map per row; the query rebuilds its rows (see
@@ -160,12 +182,12 @@ class GraphStore:
         lengths = {len(values) for values in columns.values()}
         if len(lengths) > 1:
             raise ValueError(f"columns differ in length: {sorted(lengths)}")
-        total = lengths.pop() if lengths else 0
+        sizes = row_bytes(columns)
         written = 0
         with self.driver.session(database=self.database) as session:
-            for start in range(0, total, batch_size):
-                chunk = {k: v[start : start + batch_size] for k, v in columns.items()}
-                size = min(batch_size, total - start)
+            for start, end in batch_bounds(sizes, batch_size, batch_bytes):
+                chunk = {k: v[start:end] for k, v in columns.items()}
+                size = end - start
 
                 def work(tx: ManagedTransaction, chunk: Columns = chunk, size: int = size) -> None:
                     rest = chunk
@@ -184,27 +206,63 @@ class GraphStore:
                     progress(size)
         return written
 
-    def delete_all(self, label: str | None = None, batch_size: int = 10_000) -> int:
+    def delete_all(
+        self,
+        label: str | None = None,
+        batch_size: int = 10_000,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
+    ) -> int:
         """Delete every node (or every node of one schema label) in bounded transactions.
 
-        Relationships go first, ``batch_size`` at a time, so a transaction's memory does not
-        grow with node degree (a 10k-node DETACH DELETE of hubs can hold millions of edges).
+        Relationships go first, then nodes. A deleting transaction's server memory grows with
+        what it deletes, properties included (300 reviews of 1 MB in one transaction ran a 1 GB
+        heap out of memory), so no transaction deletes more than ``batch_size`` entities or
+        about ``batch_bytes`` of property values:
+
+        * the common case, in one query per round: up to ``batch_size`` entities whose payload
+          is at most ``batch_bytes / batch_size`` each;
+        * once such a round comes back short (only bigger entities, if any, are left): their
+          element ids and payloads are read, and they are deleted by element id in
+          transactions grouped by :func:`batch_bounds`.
         """
         if label is not None and label not in schema.ID_KEY and label != schema.TRUTH_RING:
             raise ValueError(f"unknown label {label!r}")
         match = f"MATCH (n:{label})" if label else "MATCH (n)"
-        rels = cast(
-            LiteralString,
-            f"{match}-[r]-() WITH DISTINCT r LIMIT $limit DELETE r RETURN count(*) AS deleted",
-        )
-        nodes = cast(
-            LiteralString, f"{match} WITH n LIMIT $limit DELETE n RETURN count(*) AS deleted"
-        )
-        while self._write_returning(rels, limit=batch_size):
-            pass
+        small = max(1, batch_bytes // batch_size)
         total = 0
-        while deleted := self._write_returning(nodes, limit=batch_size):
-            total += deleted
+        for var, pattern, seek in (
+            ("r", f"{match}-[r]-() WITH DISTINCT r", "MATCH ()-[r]->() WHERE elementId(r) = id"),
+            ("n", f"{match} WITH n", "MATCH (n) WHERE elementId(n) = id"),
+        ):
+            payload = _payload(var)
+            bulk = cast(
+                LiteralString,
+                f"{pattern} WHERE {payload} <= $small WITH {var} LIMIT $limit "
+                f"DELETE {var} RETURN count(*) AS deleted",
+            )
+            scan = cast(
+                LiteralString,
+                f"{pattern} WHERE {payload} > $small WITH {var} LIMIT $limit "
+                f"RETURN elementId({var}) AS id, {payload} AS bytes",
+            )
+            by_id = cast(
+                LiteralString,
+                f"UNWIND $ids AS id {seek} DELETE {var} RETURN count(*) AS deleted",
+            )
+            while True:
+                deleted = self._write_returning(bulk, small=small, limit=batch_size)
+                total += deleted if var == "n" else 0
+                if deleted == batch_size:
+                    continue
+                found = self.read_columns(scan, small=small, limit=batch_size)
+                if not found["id"]:
+                    if deleted == 0:
+                        break
+                    continue
+                sizes = np.asarray(found["bytes"], dtype=np.int64) + _SCALAR_BYTES
+                for start, end in batch_bounds(sizes, batch_size, batch_bytes):
+                    n = self._write_returning(by_id, ids=found["id"][start:end])
+                    total += n if var == "n" else 0
         return total
 
     def _write_returning(self, query: LiteralString, **params: Any) -> int:
@@ -226,6 +284,50 @@ class GraphStore:
             q = cast(LiteralString, f"MATCH ()-[r:{rel}]->() RETURN count(r) AS n")
             out[rel] = int(self.read(q)[0]["n"])
         return out
+
+
+def row_bytes(columns: Columns) -> np.ndarray:
+    """Approximate bytes of each row's values: characters of strings, 8 per other value, 24
+    per entry of a map (the users' feature maps). Characters, like Cypher's ``size()`` that
+    :meth:`GraphStore.delete_all` uses, so both sides measure alike."""
+    n = len(next(iter(columns.values()), []))
+    total = np.zeros(n, dtype=np.int64)
+    for values in columns.values():
+        if values:
+            total += _column_bytes(values)
+    return total
+
+
+def _column_bytes(values: list[Any]) -> np.ndarray:
+    n = len(values)
+    first = values[0]
+    if isinstance(first, int | float):  # numbers (and None among them): a column has one type
+        return np.full(n, _SCALAR_BYTES, dtype=np.int64)
+    try:  # strings (or maps), no None: len() in C
+        lengths = np.fromiter(map(len, values), dtype=np.int64, count=n)
+        return lengths * 24 if isinstance(first, dict) else lengths
+    except TypeError:  # mixed with None or other scalars
+        return np.fromiter(
+            (len(v) if isinstance(v, str) else _SCALAR_BYTES for v in values), np.int64, count=n
+        )
+
+
+def batch_bounds(sizes: np.ndarray, max_rows: int, max_bytes: int) -> list[tuple[int, int]]:
+    """Consecutive ``(start, end)`` slices of at most ``max_rows`` rows and ``max_bytes`` bytes.
+
+    A single row above ``max_bytes`` gets a slice of its own: it must still be written (the
+    bundle's field limits keep such rows bounded), and it never drags neighbours along.
+    """
+    n = len(sizes)
+    cum = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    while start < n:
+        by_bytes = int(np.searchsorted(cum, cum[start] + max_bytes, side="right")) - 1
+        end = max(start + 1, min(start + max_rows, by_bytes, n))
+        bounds.append((start, end))
+        start = end
+    return bounds
 
 
 def records(frame: pd.DataFrame) -> list[Row]:

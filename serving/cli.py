@@ -452,8 +452,11 @@ def reset(
 
     if not yes:
         _fail("reset deletes every node and relationship; rerun with --yes", code=2)
-    with open_store(_settings()) as store:
-        deleted = store.delete_all()
+    settings = _settings()
+    with open_store(settings) as store:
+        deleted = store.delete_all(
+            batch_size=settings.write_batch_size, batch_bytes=settings.write_batch_bytes
+        )
     console.print(f"deleted {deleted:,} nodes")
 
 

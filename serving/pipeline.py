@@ -106,14 +106,18 @@ def run_import(
     console: Console,
 ) -> ImportReport:
     """Validate the whole bundle first (nothing written on an unreadable file), then upsert."""
-    bundle = read_bundle(bundle_dir, existing_ids=existing_ids(store))
+    bundle = read_bundle(
+        bundle_dir, existing_ids=existing_ids(store), max_field_bytes=settings.max_field_bytes
+    )
     with progress_bar(console) as bar:
 
         def make_tick(table: str, total: int) -> Callable[[int], None]:
             task = bar.add_task(f"import {table}", total=total)
             return lambda n: bar.advance(task, n)
 
-        report = import_bundle(store, bundle, settings.write_batch_size, make_tick)
+        report = import_bundle(
+            store, bundle, settings.write_batch_size, make_tick, settings.write_batch_bytes
+        )
     report.write(report_dir or default_report_dir(bundle_dir), bundle.rejects)
     return report
 
@@ -130,7 +134,7 @@ def run_bulk_import(
             "--bulk needs the project's own local Neo4j (the offline importer writes its store "
             "files); RISKGRAPH_NEO4J_URI points at another server: use the transactional import"
         )
-    bundle = read_bundle(bundle_dir)
+    bundle = read_bundle(bundle_dir, max_field_bytes=settings.max_field_bytes)
     server = local_server(settings)
     work_dir = private_state(settings) / "bulk-import"
     started = time.perf_counter()

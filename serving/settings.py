@@ -58,6 +58,19 @@ class Settings(BaseSettings):
         description="show tracebacks instead of one-line errors (read by the CLI's --debug "
         "option, so that it works even when another setting is invalid)",
     )
+    write_batch_bytes: int = Field(
+        16 << 20,
+        ge=1 << 16,
+        description="approximate bytes (characters of text, 8 per number) per write or delete "
+        "transaction (import, reset): rows "
+        "with long texts go in smaller transactions so the server's heap is never exhausted",
+    )
+    max_field_bytes: int = Field(
+        1 << 20,
+        ge=1,
+        description="largest free-text value (review text, category) an import accepts, in "
+        "UTF-8 bytes; a longer one is rejected as field_too_large",
+    )
 
     # -- files ---------------------------------------------------------------------------
     state_dir: Path = Field(default_factory=_default_state_dir)
