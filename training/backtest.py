@@ -87,7 +87,9 @@ def backtest(
         **oof_metrics(logits, fitted.calibrators, labels, newer, groups, config.seed),
     }
     if truth is not None:
-        metrics["truth"] = oof_metrics(logits, fitted.calibrators, truth, newer, groups, config.seed)
+        metrics["truth"] = oof_metrics(
+            logits, fitted.calibrators, truth, newer, groups, config.seed
+        )
     metrics["split_guard"] = fitted.metrics["split_guard"]
     known = ~np.isnan(now.labels["fraud"].to_numpy(np.float64))
     dated = int((known & ~np.isnan(now.labels["observed_at"].to_numpy(np.float64))).sum())
