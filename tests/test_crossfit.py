@@ -13,7 +13,9 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from encoders.features import build_features
 from graph.bundle import ValidatedBundle, read_bundle
-from graph.export import GraphExport, as_of, export_from_bundle, labels_known_at
+from graph.export import GraphExport, as_of, export_from_bundle, export_graph, labels_known_at
+from graph.load import import_bundle
+from graph.store import GraphStore
 from serving.settings import Settings
 from tests.bundles import write_bundle
 from training.backtest import backtest, default_cutoff
@@ -194,3 +196,20 @@ def test_an_event_after_the_cutoff_changes_nothing_the_backtest_fits(
     assert before.keys() == after.keys()
     for key in before:
         np.testing.assert_array_equal(before[key], after[key])
+
+
+@pytest.mark.neo4j
+def test_observed_at_survives_neo4j(store: GraphStore, tmp_path: Path) -> None:
+    folder = write_bundle(tmp_path / "b")
+    (folder / "labels.csv").write_text(
+        "user_id,fraud,default,observed_at\nU1,0,,\nU2,1,1,2026-02-01T10:00:00+01:00\n"
+    )
+    bundle = read_bundle(folder)
+    import_bundle(store, bundle)
+    got = export_graph(store).labels
+    pd.testing.assert_frame_equal(got, export_from_bundle(bundle).labels)
+    assert got["observed_at"].iloc[1] == pd.Timestamp("2026-02-01T09:00:00Z").value // 10**6
+    assert np.isnan(got["observed_at"].iloc[0])
+    # a newer bundle without the column clears it (an upsert takes the newer row as it is)
+    import_bundle(store, read_bundle(write_bundle(tmp_path / "c")))
+    assert export_graph(store).labels["observed_at"].isna().all()
