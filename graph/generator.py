@@ -3,14 +3,16 @@
 The output follows /work/shared/bundle-format.md so generated data goes through the same
 import path as a customer's export. Everything is vectorised with numpy and driven by one
 ``numpy.random.default_rng(seed)``, so the same config gives byte-identical files.
-Fraud typologies live in ``graph.generator_fraud``, review text in ``graph.generator_text``,
-labels in ``graph.generator_labels``, CSV formatting in ``graph.generator_csv``.
+Fraud typologies live in ``graph.generator_fraud`` (rings that hide their devices in
+``graph.generator_rings``), fraud recency, label maturity and camouflage in
+``graph.generator_realism``, review text in ``graph.generator_text``, labels in
+``graph.generator_labels``, CSV formatting in ``graph.generator_csv``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -22,6 +24,8 @@ import pyarrow.compute as pc
 from graph import generator_csv as csv
 from graph import generator_fraud as fraud
 from graph import generator_labels as labels
+from graph import generator_realism as realism
+from graph import generator_rings as rings
 from graph.generator_csv import Column
 from graph.generator_fraud import (
     BUST_OUT,
@@ -30,12 +34,12 @@ from graph.generator_fraud import (
     DAY,
     FARM,
     FARM_BURST,
+    FRAUD_OPENED,
     LEGIT,
     LONE,
     ORDINARY,
     PAID,
     REFUNDED,
-    REVIEW_RING,
     REVIEW_SEED,
     ROLE_NAMES,
     TAKEOVER_SPREE,
@@ -48,7 +52,8 @@ CATEGORY_WEIGHTS = np.array([0.16, 0.2, 0.15, 0.1, 0.1, 0.09, 0.1, 0.1])
 CATEGORY_MEDIAN_PRICE = np.array([120.0, 40.0, 50.0, 25.0, 12.0, 30.0, 45.0, 15.0])
 DEVICE_KINDS = np.array(["ios", "android", "web", "other"])
 STATUS_NAMES = np.array(["paid", "refunded", "chargeback", "cancelled"])
-OWN, HOUSEHOLD, PUBLIC, FARM_DEVICE, TAKEOVER_DEVICE = 0, 1, 2, 3, 4
+OWN, HOUSEHOLD, PUBLIC, FARM_DEVICE, TAKEOVER_DEVICE, RING_DEVICE = 0, 1, 2, 3, 4, 5
+TIMING_DAYS = 30.0  # maturity delay behind observed_at when label maturity is switched off
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,40 @@ class GeneratorConfig:
             the takeover. Truth: fraud=1; default follows the owner's own credit behaviour,
             scored like a legit user on the pre-takeover orders (the victim owes nothing for
             the attacker's orders; that loss is fraud, not credit). 0 switches it off.
+        coordinated_ring_share: share of users in coordinated rings of 6-20 accounts, each
+            member on its own devices, joined only by synchronised activity: in 3-6 windows
+            over 10-40 days, most members order (coordinated: and review, 4-5 stars, varied
+            text) at one of the ring's three merchants (two small shops, one popular
+            merchant) within 0.5-3 hours of each other; 10-30% of these orders charged back.
+            Members are recruited over 5-40 days before the first window and shop ordinarily
+            besides (camouflage). Typology `coordinated_ring`, listed in rings.csv. 0: off.
+        fragmented_ring_share: share of users in fragmented rings of 8-24 accounts that act
+            together the same way (spread 1-5 hours, 30-50% chargebacks) and share a device
+            only occasionally: cells of 2-4 members each share one device, no device spans
+            two cells, so the user-device components cut the ring into pieces. Typology
+            `fragmented_ring`, listed in rings.csv. 0: off.
+    Realism (each None or 0 is off, and the marketplace is then what it was without the knob):
+        fraud_recency: the share of accounts opened by fraudsters (rings and lone fraud; not
+            bust-out or takeover, which are established accounts by design) created in the
+            last quarter of the span, e.g. 0.7; the rest are created before it. Whole rings
+            move together, lone fraudsters fill the remainder, so the share is met to within
+            a ring's size at most (to the account when there are enough lone fraudsters).
+        label_maturity_days: outcomes become known only once they have had time to show:
+            a chargeback arrives 0.5-1.5 times this delay after its order and is reported
+            within three days; fraud without chargebacks is found the same delay after its
+            first fraudulent order; a clean account is called clean once it is this old.
+            Only labels known by the span's end are exported, so the newest accounts are
+            the least labelled. labels.csv's `observed_at` always carries this time (with
+            the knob off: from a 30-day delay, capped at the span's end, since the export
+            then knows every sampled outcome, due or not).
+        camouflage_share: the share of a fraud account's orders that are ordinary,
+            legit-looking orders (legit status rates, popular products, spread over the
+            account's life): 0 leaves only the fraudulent orders, 0.8 adds four ordinary
+            orders per fraudulent one. All fraud but account takeover (whose ordinary orders
+            are the victim's own). None keeps the built-in mix.
+    `GeneratorConfig.realistic(n_users, seed)` switches the realistic knobs on together.
     truth.csv names each user's planted typology in `typology`: legit, device_farm,
-    review_ring, lone, bust_out or account_takeover.
+    review_ring, lone, bust_out, account_takeover, coordinated_ring or fragmented_ring.
     Hard negatives (legit users): households sharing a family device, and public devices
     (cafe, library) used by 20-100 users each, so that device sharing alone is not fraud.
     """
@@ -99,6 +136,27 @@ class GeneratorConfig:
     default_rate: float = 0.04  # credit defaults among non-fraud users
     review_rate: float = 0.2  # chance an ordinary paid/refunded order gets reviewed
     old_account_share: float = 0.15  # accounts created up to two years before `start`
+    coordinated_ring_share: float = 0.0
+    fragmented_ring_share: float = 0.0
+    fraud_recency: float | None = None
+    label_maturity_days: float | None = None
+    camouflage_share: float | None = None
+
+    @classmethod
+    def realistic(
+        cls, n_users: int = 10_000, seed: int = 0, **overrides: object
+    ) -> GeneratorConfig:
+        """A marketplace closer to what real teams see: 70% of the fraud opened in the last
+        quarter, labels a month late, coordinated and fragmented rings about as many as the
+        device farms (~15 and ~12 per 10,000 users, against ~17 farms)."""
+        settings: dict[str, object] = {
+            "fraud_recency": 0.7,
+            "label_maturity_days": 30.0,
+            "coordinated_ring_share": 0.02,
+            "fragmented_ring_share": 0.02,
+            **overrides,
+        }
+        return cls(n_users=n_users, seed=seed, **settings)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -144,9 +202,17 @@ def _check(config: GeneratorConfig) -> None:
         config.bust_out_share,
         config.account_takeover_share,
         config.default_rate,
+        config.coordinated_ring_share,
+        config.fragmented_ring_share,
+        1.0 if config.fraud_recency is None else config.fraud_recency,
     )
     if not all(0.0 <= share <= 1.0 for share in shares):
         raise ValueError("shares and rates must lie in [0, 1]")
+    if config.camouflage_share is not None and not 0.0 <= config.camouflage_share < 1.0:
+        raise ValueError("camouflage_share must lie in [0, 1): at 1 fraud would place no fraud")
+    maturity = config.label_maturity_days
+    if maturity is not None and not 0.0 < maturity < config.days:
+        raise ValueError("label_maturity_days must be positive and shorter than the span")
 
 
 def _epoch_seconds(iso: str) -> int:
@@ -185,7 +251,7 @@ def _make_users(
     farm = plan.role == FARM
     ring_country = rng.choice(len(COUNTRIES), len(ring_t0), p=COUNTRY_WEIGHTS)
     country[farm] = ring_country[plan.ring[farm]]
-    is_fraud = np.isin(plan.role, (FARM, REVIEW_RING, LONE))
+    is_fraud = np.isin(plan.role, FRAUD_OPENED)
     kyc = np.where(
         is_fraud,
         rng.choice(4, n, p=[0.25, 0.4, 0.25, 0.1]),
@@ -237,8 +303,14 @@ def _public_edges(
     return np.concatenate(users), np.repeat(np.arange(n_public), sizes), n_public
 
 
-def _make_edges(rng: np.random.Generator, config: GeneratorConfig, plan: fraud.RolePlan) -> _Edges:
-    """Who uses which device: own devices, households, public devices and device farms."""
+def _make_edges(
+    rng: np.random.Generator,
+    aux: np.random.Generator,
+    config: GeneratorConfig,
+    plan: fraud.RolePlan,
+) -> _Edges:
+    """Who uses which device: own devices, households, public devices, device farms and the
+    occasional shared devices of fragmented rings."""
     owners = np.flatnonzero(plan.role != FARM)
     n_own = rng.choice([1, 2, 3], len(owners), p=[0.6, 0.3, 0.1])
     groups = [(OWN, (np.repeat(owners, n_own), np.arange(n_own.sum()), int(n_own.sum())))]
@@ -249,6 +321,8 @@ def _make_edges(rng: np.random.Generator, config: GeneratorConfig, plan: fraud.R
         groups.append((PUBLIC, _public_edges(rng, legit, config.n_users)))
     if plan.n_farm_rings > 0:
         groups.append((FARM_DEVICE, fraud.farm_device_edges(rng, plan)))
+    if plan.n_fragmented_rings > 0:
+        groups.append((RING_DEVICE, rings.fragment_device_edges(aux, plan)))
     groups.append((TAKEOVER_DEVICE, fraud.takeover_device_edges(plan)))  # last per user
     first_device = np.cumsum([0] + [n_new for _, (_, _, n_new) in groups])
     user = np.concatenate([users for _, (users, _, _) in groups])
@@ -267,6 +341,7 @@ def _make_edges(rng: np.random.Generator, config: GeneratorConfig, plan: fraud.R
             [0.0, 0.0, 0.7, 0.3],
             [0.0, 0.8, 0.0, 0.2],
             [0.1, 0.3, 0.5, 0.1],  # an attacker's device: often a browser or an emulator
+            [0.2, 0.5, 0.25, 0.05],  # a fragmented ring's shared phone or laptop
         ]
     )
     cumulative = kind_probs.cumsum(axis=1)[device_type]
@@ -288,7 +363,7 @@ def _make_logins(
     A holder's own sessions stop at the takeover or at the end of a bust-out spike; the
     takeover device's first session is the takeover itself, the rest fall in the spree.
     """
-    rate = np.array([1.0, 1.0, 0.3, 2.0, 1.0])[edges.kind]
+    rate = np.array([1.0, 1.0, 0.3, 2.0, 1.0, 0.3])[edges.kind]  # ring devices: now and then
     per_edge = 1 + rng.poisson(rate)
     user = np.repeat(edges.user, per_edge)
     device = np.repeat(edges.device, per_edge)
@@ -429,9 +504,49 @@ class _Simulation:
     default: np.ndarray
 
 
+def _recent_starts(
+    rng: np.random.Generator,
+    plan: fraud.RolePlan,
+    recent_ring: np.ndarray,
+    sync: rings.SyncPlan,
+    start: int,
+    end: int,
+) -> tuple[np.ndarray, rings.SyncPlan]:
+    """Ring start times under fraud recency: recent rings' accounts fall in the last quarter.
+
+    Farm accounts are created in the two days after ``t0``, review accounts in the twenty
+    days before it, coordinated and fragmented members over their ring's lead before it (for
+    a recent ring cut so that two weeks of activity still fit in the span).
+    """
+    n_old = plan.n_farm_rings + plan.n_review_rings
+    farm = np.arange(n_old) < plan.n_farm_rings
+    quarter = realism.last_quarter(start, end)
+    room = np.r_[np.full(n_old, 10 * DAY), np.full(sync.n_rings, 15 * DAY)]
+    recent_sync = recent_ring[n_old:]
+    sync_lead = np.where(
+        recent_sync, np.minimum(sync.lead, max(end - 15 * DAY - quarter, DAY)), sync.lead
+    )
+    t0 = realism.recent_ring_starts(
+        rng,
+        recent_ring,
+        lead=np.r_[np.where(farm, 0, 20 * DAY), sync_lead],
+        tail=np.r_[np.where(farm, 2 * DAY, 0), np.zeros(sync.n_rings, dtype=np.int64)],
+        room=room,
+        earliest=np.r_[np.where(farm, start, start + 20 * DAY), sync_lead + start],
+        start=start,
+        end=end,
+    )
+    return t0[:n_old], replace(sync, t0=t0[n_old:], lead=sync_lead)
+
+
 def _simulate(config: GeneratorConfig) -> _Simulation:
-    """Run every behaviour in a fixed order so a seed always yields the same marketplace."""
+    """Run every behaviour in a fixed order so a seed always yields the same marketplace.
+
+    The realistic knobs draw from an auxiliary stream (``aux``) and only when switched on, so
+    the main stream, and the default marketplace, never shift because they exist.
+    """
     rng = np.random.default_rng(config.seed)
+    aux = np.random.default_rng([config.seed, 2])
     start = _epoch_seconds(config.start)
     end = start + config.days * DAY
     n = config.n_users
@@ -451,27 +566,57 @@ def _simulate(config: GeneratorConfig) -> _Simulation:
         config.bust_out_share,
         config.account_takeover_share,
     )
+    plan = rings.add_ring_roles(
+        aux, plan, config.coordinated_ring_share, config.fragmented_ring_share
+    )
     ring_t0 = fraud.ring_start_times(rng, plan, start, end)
+    sync = rings.plan_sync_rings(aux, plan, start, end)
+    recent_user = None
+    if config.fraud_recency is not None:
+        recent_ring, recent_user = realism.recent_units(aux, plan, config.fraud_recency)
+        ring_t0, sync = _recent_starts(aux, plan, recent_ring, sync, start, end)
     episodes = fraud.plan_episodes(rng, plan, start, end)
     users = _make_users(rng, config, plan, ring_t0, episodes, start, end)
+    if sync.n_rings > 0:
+        users["created"] = rings.sync_created_at(aux, plan, sync, users["created"].to_numpy())
+    if recent_user is not None:
+        users["created"] = realism.recent_lone_created(
+            aux, plan, recent_user, users["created"].to_numpy(), start, end
+        )
     created = users["created"].to_numpy()
     market = _make_market(rng, n, start)
     category = market.merchant_category[market.product_merchant]
-    edges = _make_edges(rng, config, plan)
+    edges = _make_edges(rng, aux, config, plan)
     logins = _make_logins(rng, edges, created, episodes, start, end)
     risk = rng.normal(0.0, 1.0, n)
     seeds, seed_review_ts, boosted = fraud.review_ring_activity(
         rng, plan, ring_t0, market.product_merchant, market.price, len(market.merchant_category)
     )
-    orders = _concat(
-        [
-            _ordinary_orders(rng, plan, created, risk, market, episodes.orders_end, start, end),
-            fraud.farm_burst_orders(rng, plan, ring_t0, market.price),
-            seeds,
-            fraud.bust_out_orders(rng, plan, episodes, market.price),
-            fraud.takeover_orders(rng, plan, episodes, market.price),
-        ]
-    )
+    batches = [
+        _ordinary_orders(rng, plan, created, risk, market, episodes.orders_end, start, end),
+        fraud.farm_burst_orders(rng, plan, ring_t0, market.price),
+        seeds,
+        fraud.bust_out_orders(rng, plan, episodes, market.price),
+        fraud.takeover_orders(rng, plan, episodes, market.price),
+    ]
+    if sync.n_rings > 0:
+        batches.append(
+            rings.sync_orders(
+                aux, plan, sync, created, market.product_merchant, market.popularity, end
+            )
+        )
+    orders = _concat(batches)
+    if config.camouflage_share is not None:
+        orders = realism.camouflage(
+            aux,
+            plan,
+            orders,
+            created,
+            episodes.orders_end,
+            market.popularity,
+            config.camouflage_share,
+            start,
+        )
     quantity = np.where(orders.kind == REVIEW_SEED, 1, 1 + rng.poisson(0.25, len(orders.user)))
     amount = np.round(
         market.price[orders.product] * quantity * rng.uniform(0.97, 1.03, len(orders.user)), 2
@@ -489,9 +634,10 @@ def _simulate(config: GeneratorConfig) -> _Simulation:
             "ts": np.minimum(seed_review_ts, end - 1),
         }
     )
-    reviews = pd.concat(
-        [_ordinary_reviews(rng, orders, category, config, end), ring_review_rows], ignore_index=True
-    )
+    review_parts = [_ordinary_reviews(rng, orders, category, config, end), ring_review_rows]
+    if sync.n_rings > 0:
+        review_parts.append(rings.sync_reviews(aux, orders, plan.role, category, end))
+    reviews = pd.concat(review_parts, ignore_index=True)
     default = labels.default_truth(rng, orders, users, amount, risk, plan.role, config.default_rate)
     return _Simulation(
         users, plan, market, edges, logins, orders, amount, order_device, reviews, default
@@ -513,6 +659,43 @@ def _device_table(sim: _Simulation, perm: np.ndarray, width: int) -> dict[str, C
         "device_id": csv.ids("D", perm[by_id], width),
         "kind": DEVICE_KINDS[sim.edges.device_kind][by_id],
         "first_seen": csv.iso(first_seen[by_id]),
+    }
+
+
+def _label_table(
+    rng: np.random.Generator, sim: _Simulation, config: GeneratorConfig, width: int
+) -> dict[str, Column]:
+    """The exported labels with ``observed_at``, when each outcome became known.
+
+    The timing draws from its own stream, so the sampled labels do not move with it; under
+    label maturity, labels not yet known at the span's end are left out.
+    """
+    is_fraud = (sim.plan.role != LEGIT).astype(np.int64)
+    observed, fraud_label, default_label = labels.observed_labels(
+        rng,
+        config.label_observed,
+        config.label_noise,
+        config.unknown_default_share,
+        is_fraud,
+        sim.default,
+    )
+    end = _epoch_seconds(config.start) + config.days * DAY
+    maturity = config.label_maturity_days
+    known = realism.observed_at(
+        np.random.default_rng([config.seed, 3]),
+        sim.orders,
+        sim.users["created"].to_numpy(),
+        is_fraud.astype(bool),
+        TIMING_DAYS if maturity is None else maturity,
+    )
+    if maturity is not None:
+        due = known[observed] <= end
+        observed, fraud_label, default_label = observed[due], fraud_label[due], default_label[due]
+    return {
+        "user_id": csv.ids("U", observed, width),
+        "fraud": fraud_label,
+        "default": default_label,
+        "observed_at": csv.iso(np.minimum(known[observed], end)),
     }
 
 
@@ -596,22 +779,7 @@ def _tables(sim: _Simulation, config: GeneratorConfig) -> Iterator[tuple[str, di
         },
     )
     del rv
-    observed, fraud_label, default_label = labels.observed_labels(
-        rng,
-        config.label_observed,
-        config.label_noise,
-        config.unknown_default_share,
-        (plan.role != LEGIT).astype(np.int64),
-        sim.default,
-    )
-    yield (
-        "labels",
-        {
-            "user_id": csv.ids("U", observed, width),
-            "fraud": fraud_label,
-            "default": default_label,
-        },
-    )
+    yield "labels", _label_table(rng, sim, config, width)
     ring_members = np.flatnonzero(plan.ring >= 0)
     ring_members = ring_members[np.lexsort((ring_members, plan.ring[ring_members]))]
     yield (
@@ -642,7 +810,7 @@ def generate_marketplace(config: GeneratorConfig, out_dir: Path) -> GenerationSu
     _check(config)
     sim = _simulate(config)
     counts = _write(_tables(sim, config), out_dir)
-    n_rings = sim.plan.n_farm_rings + sim.plan.n_review_rings
+    n_rings = sim.plan.n_rings
     return GenerationSummary(
         out_dir, counts, int((sim.plan.role != LEGIT).sum()), int(sim.default.sum()), n_rings
     )

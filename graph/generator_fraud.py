@@ -12,21 +12,49 @@ from dataclasses import dataclass
 import numpy as np
 
 LEGIT, FARM, REVIEW_RING, LONE, BUST_OUT, TAKEOVER = 0, 1, 2, 3, 4, 5
-ROLE_NAMES = ("legit", "device_farm", "review_ring", "lone", "bust_out", "account_takeover")
+COORDINATED, FRAGMENTED = 6, 7  # planted by graph.generator_rings
+ROLE_NAMES = (
+    "legit",
+    "device_farm",
+    "review_ring",
+    "lone",
+    "bust_out",
+    "account_takeover",
+    "coordinated_ring",
+    "fragmented_ring",
+)
+# Accounts opened by fraudsters (not established or taken-over ones): camouflage and fraud
+# recency apply to these, and their KYC and email age look like fraud.
+FRAUD_OPENED = (FARM, REVIEW_RING, LONE, COORDINATED, FRAGMENTED)
 PAID, REFUNDED, CHARGEBACK, CANCELLED = 0, 1, 2, 3
 ORDINARY, FARM_BURST, REVIEW_SEED, BUST_OUT_SPIKE, TAKEOVER_SPREE = 0, 1, 2, 3, 4
+SYNC_ORDER, LONE_FRAUD = 5, 6  # a ring's synchronised orders; a lone fraudster's own orders
 DAY = 86_400
 HOUR = 3_600
 
 
 @dataclass(frozen=True)
 class RolePlan:
-    """Who is fraud and in which ring; rings are numbered farm rings first, then review rings."""
+    """Who is fraud and in which ring.
 
-    role: np.ndarray  # per user: LEGIT, FARM, REVIEW_RING, LONE, BUST_OUT or TAKEOVER
+    Rings are numbered farm rings first, then review, coordinated and fragmented rings.
+    """
+
+    role: np.ndarray  # per user: one of the role constants above
     ring: np.ndarray  # per user: ring index, -1 for users outside rings
     n_farm_rings: int
     n_review_rings: int
+    n_coordinated_rings: int = 0
+    n_fragmented_rings: int = 0
+
+    @property
+    def n_rings(self) -> int:
+        return (
+            self.n_farm_rings
+            + self.n_review_rings
+            + self.n_coordinated_rings
+            + self.n_fragmented_rings
+        )
 
 
 @dataclass(frozen=True)
@@ -37,7 +65,7 @@ class OrderBatch:
     product: np.ndarray
     ts: np.ndarray
     status: np.ndarray
-    kind: np.ndarray  # ORDINARY, FARM_BURST, REVIEW_SEED, BUST_OUT_SPIKE or TAKEOVER_SPREE
+    kind: np.ndarray  # ORDINARY, FARM_BURST, ... : the order kind constants above
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,8 @@ from graph.generator_fraud import (
     BUST_OUT,
     BUST_OUT_SPIKE,
     CANCELLED,
-    FARM,
-    LONE,
+    FRAUD_OPENED,
     REFUNDED,
-    REVIEW_RING,
     TAKEOVER_SPREE,
     OrderBatch,
 )
@@ -37,7 +35,7 @@ def default_truth(
     The score reads the account holder's own orders only, not a bust-out spike or a takeover
     spree. Legit and taken-over users default when their noisy score is in the top
     ``default_rate`` of those users (a takeover victim owes nothing for the attacker's orders);
-    ring and lone fraudsters mostly default (85%), since a ring that charges back never repays;
+    ring and lone fraudsters (all accounts fraudsters open) mostly default (85%), since a ring that charges back never repays;
     bust-out users always default, that is the scheme.
     """
     n = len(users)
@@ -62,7 +60,7 @@ def default_truth(
         - 0.3 * z(np.log1p(users["feat_email_age_days"].to_numpy()))
         + rng.logistic(0.0, 0.7, n)
     )
-    scored = ~np.isin(role, (FARM, REVIEW_RING, LONE, BUST_OUT))
+    scored = ~np.isin(role, (*FRAUD_OPENED, BUST_OUT))
     cutoff = np.quantile(score[scored], 1 - default_rate) if scored.any() else np.inf
     fraud_default = (rng.random(n) < 0.85) | (role == BUST_OUT)
     return np.where(scored, score >= cutoff, fraud_default).astype(np.int64)

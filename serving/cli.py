@@ -113,12 +113,64 @@ def generate(
     out: Annotated[Path, typer.Option("--out", help="folder to write the bundle into")],
     users: Annotated[int, typer.Option("--users", min=10, help="number of users")] = 10_000,
     seed: Annotated[int, typer.Option("--seed", help="random seed (same seed, same files)")] = 0,
+    realistic: Annotated[
+        bool,
+        typer.Option(
+            "--realistic",
+            help="recent fraud (0.7), labels 30 days late, coordinated and fragmented rings "
+            "(0.02 of users each); the flags below override single values",
+        ),
+    ] = False,
+    fraud_recency: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="share of fraud-opened accounts created in the last quarter"
+        ),
+    ] = None,
+    label_maturity_days: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="days before an outcome is known; later labels not exported"),
+    ] = None,
+    coordinated_rings: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="share of users in coordinated rings (own devices, in sync)"
+        ),
+    ] = None,
+    fragmented_rings: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="share of users in fragmented rings (devices shared in cells)"
+        ),
+    ] = None,
+    camouflage: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=0.99, help="share of fraud accounts' orders that are ordinary"),
+    ] = None,
 ) -> None:
     """Generate a synthetic marketplace bundle with planted fraud rings."""
+    from dataclasses import replace
+
     from graph.generator import GeneratorConfig, generate_marketplace
 
-    with console.status(f"generating {users:,} users…"):
-        summary = generate_marketplace(GeneratorConfig(n_users=users, seed=seed), out)
+    base = GeneratorConfig.realistic(users, seed) if realistic else GeneratorConfig(users, seed)
+
+    def pick(given: float | None, preset: float | None) -> float | None:
+        return preset if given is None else given
+
+    try:
+        config = replace(
+            base,
+            fraud_recency=pick(fraud_recency, base.fraud_recency),
+            label_maturity_days=pick(label_maturity_days, base.label_maturity_days),
+            coordinated_ring_share=pick(coordinated_rings, base.coordinated_ring_share) or 0.0,
+            fragmented_ring_share=pick(fragmented_rings, base.fragmented_ring_share) or 0.0,
+            camouflage_share=pick(camouflage, base.camouflage_share),
+        )
+        with console.status(f"generating {users:,} users…"):
+            summary = generate_marketplace(config, out)
+    except ValueError as exc:
+        _fail(f"generate: {exc}")
     console.print(f"wrote {out}: " + ", ".join(f"{k} {v:,}" for k, v in summary.counts.items()))
 
 

@@ -27,7 +27,11 @@ REQUIRED = {
     "labels": ["user_id", "fraud", "default"],
     "rings": ["ring_id", "user_id"],
 }
-OPTIONAL = {"users": {"country", "feat_kyc_level", "feat_email_age_days"}, "orders": {"device_id"}}
+OPTIONAL = {
+    "users": {"country", "feat_kyc_level", "feat_email_age_days"},
+    "orders": {"device_id"},
+    "labels": {"observed_at"},
+}
 TIME_COLUMNS = {
     "users": "created_at",
     "merchants": "created_at",
@@ -35,6 +39,7 @@ TIME_COLUMNS = {
     "logins": "ts",
     "orders": "ts",
     "reviews": "ts",
+    "labels": "observed_at",
 }
 
 Bundle = dict[str, pd.DataFrame]
