@@ -32,7 +32,6 @@ from serving.settings import Settings
 from training.artifact import ModelArtifact, load_artifact, save_artifact
 from training.backtest import Backtest, backtest, default_cutoff
 from training.baselines import compare, oof_model_scores
-from training.crossfit import crossfit
 from training.fit import EpochCallback, TrainConfig, TrainResult, fit
 from training.predict import Scores, score_users
 from training.rings import RingConfig, Rings, detect_rings, match_planted
@@ -127,11 +126,10 @@ def run_bulk_import(
 
 def train_config(settings: Settings) -> TrainConfig:
     """The training hyper-parameters the settings ask for."""
-    split = settings.split if settings.split != "crossfit" else TrainConfig.split
     return TrainConfig(
         hidden=settings.hidden_dim, epochs=settings.epochs, patience=settings.patience,
         lr=settings.learning_rate, seed=settings.seed, device=settings.device,
-        split=split, batch_size=settings.batch_size, fanouts=tuple(settings.fanouts),
+        split=settings.split, batch_size=settings.batch_size, fanouts=tuple(settings.fanouts),
         label_trick=settings.label_trick, ensemble=settings.ensemble, folds=settings.folds,
         public_device_users=settings.public_device_users,
     )  # fmt: skip
@@ -170,14 +168,11 @@ def run_train(
     ctx = ctx or load_context(store, settings, console)
     config = train_config(settings)
     truth = read_truth(truth_path, ctx.graph) if truth_path else None
-    crossfitted = settings.split == "crossfit"
+    crossfitted = config.split == "crossfit"
+    models, what = (config.folds, "fold model") if crossfitted else (config.ensemble, "model")
     with progress_bar(console) as bar:
-        if crossfitted:
-            on_epoch = _epoch_progress(bar, config.folds, config.epochs, "fold model")
-            result = crossfit(ctx.graph, ctx.features, config, on_epoch, truth)
-        else:
-            on_epoch = _epoch_progress(bar, config.ensemble, config.epochs, "model")
-            result = fit(ctx.graph, ctx.features, config, on_epoch, truth)
+        on_epoch = _epoch_progress(bar, models, config.epochs, what)
+        result = fit(ctx.graph, ctx.features, config, on_epoch, truth)
     if compare_baselines and result.folds is not None and result.oof_logits is not None:
         scores = oof_model_scores(ctx.graph, ctx.features, result.normaliser, result.folds,
                                   result.oof_logits, settings.seed)  # fmt: skip

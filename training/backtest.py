@@ -71,7 +71,7 @@ def backtest(
     if past.cutoff_ms is None:
         raise ValueError("past must be an as_of view of the graph (it has no cutoff)")
     cutoff = past.cutoff_ms
-    fitted = crossfit(past, past_features, config, on_epoch)
+    fitted = crossfit(past, past_features, config, on_epoch)  # whatever config.split says
     newer = np.flatnonzero(created_ms(now) > cutoff)
     y_known = past.labels["fraud"].to_numpy(np.float64)
     visible = np.flatnonzero(~np.isnan(y_known)) if config.label_trick else np.zeros(0, np.int64)

@@ -22,7 +22,9 @@ class TrainConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     device: str | None = None
-    split: str = "time"  # fit(): train on earlier accounts, test on later ones; or "stratified"
+    # "crossfit": K grouped folds (training.crossfit); or one held-out split: "time" (train on
+    # earlier accounts, test on later ones) or "stratified"
+    split: str = "time"
     batch_size: int = 1024
     fanouts: tuple[int, ...] = (10, 5)  # neighbours per relation and hop
     label_trick: bool = True  # neighbours' known fraud labels as inputs (see training.inputs)

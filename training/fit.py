@@ -94,7 +94,7 @@ def make_split(
     if config.split == "time":
         created = pd.to_numeric(g.nodes["user"]["created_at"], errors="coerce").fillna(0)
         return time_split(labeled, created.to_numpy(np.int64), y)
-    raise ValueError(f"unknown split {config.split!r}; use 'time' or 'stratified'")
+    raise ValueError(f"unknown split {config.split!r}; use 'crossfit', 'time' or 'stratified'")
 
 
 def fit(
@@ -106,10 +106,17 @@ def fit(
 ) -> TrainResult:
     """Train on observed fraud/default labels; early-stop on validation fraud AUPRC.
 
+    With ``config.split == "crossfit"`` this is :func:`training.crossfit.crossfit` (every
+    label teaches the production model, metrics out-of-fold); otherwise one held-out split.
+
     Args:
         truth: optional ground truth per head (every user, e.g. a generated marketplace's
             ``truth.csv``); when given, held-out metrics are also reported against it.
     """
+    if config.split == "crossfit":
+        from training.crossfit import crossfit  # it builds on this module
+
+        return crossfit(g, features, config, on_epoch, truth)
     device = pick_device(config.device)
     y_fraud = g.labels["fraud"].to_numpy(np.float64)
     y_default = g.labels["default"].to_numpy(np.float64)
