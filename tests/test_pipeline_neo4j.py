@@ -149,6 +149,37 @@ def test_analyst_queries_are_read_only_and_parameterised(scored, store: GraphSto
     assert store.read("MATCH (u:User {user_id: 'intruder'}) RETURN count(u) AS n")[0]["n"] == 0
 
 
+def test_train_cross_fits_on_every_label_and_records_the_guard(scored) -> None:  # type: ignore[no-untyped-def]
+    result = scored["result"]
+    assert result.metrics["evaluation"].startswith("out-of-fold, 5 grouped folds")
+    assert result.metrics["fraud"]["n"] == result.metrics["n_labeled"] == (result.folds >= 0).sum()
+    assert len(result.model.members) == 5
+    config = load_artifact(scored["folder"].parent, scored["version"]).config
+    assert config["members"] == 5 and "split_guard" in config["metrics"]
+
+
+def test_cli_backtest_scores_accounts_created_after_the_cutoff(
+    scored, neo4j_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    from serving.cli import app
+    from serving.connect import connection
+
+    conn = connection(neo4j_settings)
+    for key, value in {"RISKGRAPH_NEO4J_URI": conn.uri, "RISKGRAPH_NEO4J_PASSWORD": conn.password,
+                       "RISKGRAPH_EPOCHS": "3", "RISKGRAPH_STATE_DIR": str(neo4j_settings.state_dir),
+                       "RISKGRAPH_ARTIFACT_DIR": str(neo4j_settings.artifacts)}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    before = (neo4j_settings.artifacts / "LATEST").read_text()
+    runner = CliRunner()
+    out = runner.invoke(app, ["backtest", "--cutoff", "2026-05-01"])
+    assert out.exit_code == 0, out.output
+    assert "backtest: model fitted at 2026-05-01T00:00:00+00:00" in out.output
+    assert "observed labels" in out.output
+    assert (neo4j_settings.artifacts / "LATEST").read_text() == before  # nothing saved
+    bad = runner.invoke(app, ["backtest", "--cutoff", "May"])
+    assert bad.exit_code == 2 and "not an ISO 8601" in bad.output
+
+
 def test_cli_cypher_and_reset(
     scored, neo4j_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
