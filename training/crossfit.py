@@ -38,6 +38,7 @@ from training.scorecard import PlattCalibrator, expected_calibration_error
 from training.split import UserSplit
 
 HEADS = ("fraud", "default")
+MIN_SLOPE = 1e-2
 
 
 def crossfit(
@@ -118,7 +119,8 @@ def crossfit(
     calibrators = {}
     for head, y in (("fraud", y_fraud), ("default", y_default)):
         known = labeled[~np.isnan(y[labeled])]
-        calibrators[head] = PlattCalibrator.fit(oof[head][known], y[known])
+        cal = PlattCalibrator.fit(oof[head][known], y[known])
+        calibrators[head] = cal if cal.a > 0 else PlattCalibrator()  # never reverse the ranking
     labels = {"fraud": y_fraud, "default": y_default}
     group_sizes = np.bincount(np.unique(groups[labeled], return_inverse=True)[1])
     metrics: dict[str, Any] = {
@@ -176,11 +178,14 @@ def put_on_scale(
     for head, y in labels.items():
         known = val[~np.isnan(y[val])]
         cal = PlattCalibrator.fit(logits[head][known], y[known])
+        # Never turn a model around on a handful of validation users: a slope <= 0 (no
+        # signal there) shrinks the model's say to almost nothing instead.
+        a = max(cal.a, MIN_SLOPE)
         last = list(heads[head].children())[-1]
         assert isinstance(last, torch.nn.Linear) and last.bias is not None
         with torch.no_grad():
-            last.weight.mul_(cal.a)
-            last.bias.mul_(cal.a).add_(cal.b)
+            last.weight.mul_(a)
+            last.bias.mul_(a).add_(cal.b)
 
 
 def oof_metrics(
