@@ -17,6 +17,7 @@ from serving.pipeline import load_context, run_import, run_rings, run_score, run
 from serving.queries import WriteRefusedError, run_read_query
 from serving.settings import Settings
 from training.artifact import load_artifact
+from training.metrics import binary_metrics
 from training.predict import score_users
 
 pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
@@ -63,12 +64,19 @@ def test_every_user_gets_a_credit_score(scored, store: GraphStore) -> None:  # t
 
 
 def test_held_out_metrics_beat_chance(scored) -> None:  # type: ignore[no-untyped-def]
-    """Out of fold, an 800-user graph is a harsh test: a device farm holds a third of a
-    fold's positives and no other fold has seen it; so the OOF bar is chance, and the
+    """On an 800-user graph the pooled OOF ranking is not a usable bar: one device farm holds
+    a third of a fold's positives and no other fold has seen a farm, so that fold's scores
+    sit apart (docs/crossfit.md). Each fold model must rank its own held-out fold, and the
     production scores on the users without a label are held to the ground truth."""
-    metrics = scored["result"].metrics
-    assert metrics["fraud"]["n"] > 0 and metrics["fraud"]["auroc"] > 0.5
-    assert metrics["unlabeled_truth"]["fraud"]["auroc"] > 0.8
+    result = scored["result"]
+    assert result.metrics["fraud"]["n"] > 0
+    y = scored["ctx"].graph.labels["fraud"].to_numpy(np.float64)
+    within = [
+        binary_metrics(y[result.folds == k], result.oof_logits["fraud"][result.folds == k])["auroc"]
+        for k in range(5)
+    ]
+    assert np.nanmean(within) > 0.6, within
+    assert result.metrics["unlabeled_truth"]["fraud"]["auroc"] > 0.8
 
 
 def test_compare_table_scores_the_gnn_on_the_same_test_users(scored) -> None:  # type: ignore[no-untyped-def]
