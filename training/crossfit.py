@@ -4,8 +4,7 @@ A held-out split makes one model do two jobs: it is evaluated on the test part a
 production users, so the newest labels (validation and test) never teach it anything. Here the
 two jobs are separated. The labelled users are dealt into K grouped, stratified folds
 (:mod:`training.folds`); fold model k trains on the other folds, early-stops on a grouped
-validation slice of them, is put on a common logit scale by a Platt fit on that slice
-(:func:`put_on_scale`), and predicts fold k, whose labels it never saw, neither as targets
+validation slice of them, and predicts fold k, whose labels it never saw, neither as targets
 nor as label-trick inputs. Those out-of-fold (OOF) predictions give the metrics, with a
 bootstrap interval, and the Platt calibration. The production scorer is the mean of the K fold
 models' logits (a :class:`~training.model.RiskEnsemble`), scored with every label visible.
@@ -38,7 +37,6 @@ from training.scorecard import PlattCalibrator, expected_calibration_error
 from training.split import UserSplit
 
 HEADS = ("fraud", "default")
-MIN_SLOPE = 1e-2
 
 
 def crossfit(
@@ -102,9 +100,6 @@ def crossfit(
             pos_weights, device,
         )  # fmt: skip
         model, best_epoch = _train_member(fold, inputs, config, history, on_epoch)
-        # _train_member leaves the labels of the fit part visible: score the validation slice
-        put_on_scale(model, predict_logits(model, data), {"fraud": y_fraud, "default": y_default},
-                     val)  # fmt: skip
         # the held-out fold: every label but its own is visible, as in production
         set_visible_labels(data, y_fraud, others if config.label_trick else shown)
         logits = predict_logits(model, data)
@@ -160,32 +155,6 @@ def crossfit(
         folds=folds,
         groups=groups,
     )
-
-
-def put_on_scale(
-    model: HeteroRiskGNN, logits: dict[str, np.ndarray], labels: dict[str, np.ndarray],
-    val: np.ndarray,
-) -> None:  # fmt: skip
-    """Rescale each head's last layer in place so its logit is Platt-calibrated on the fold
-    model's own validation slice (labels it may see).
-
-    Fold models stop at different epochs and their logits come out on different scales (one
-    stopped after 1 epoch, another after 26 on an 800-user graph); pooled out-of-fold
-    rankings and the ensemble's mean logit both need one scale. Folding the affine map into
-    the head's last ``Linear`` keeps the artifact an ordinary :class:`RiskEnsemble`.
-    """
-    heads = {"fraud": model.fraud_head, "default": model.default_head}
-    for head, y in labels.items():
-        known = val[~np.isnan(y[val])]
-        cal = PlattCalibrator.fit(logits[head][known], y[known])
-        # Never turn a model around on a handful of validation users: a slope <= 0 (no
-        # signal there) shrinks the model's say to almost nothing instead.
-        a = max(cal.a, MIN_SLOPE)
-        last = list(heads[head].children())[-1]
-        assert isinstance(last, torch.nn.Linear) and last.bias is not None
-        with torch.no_grad():
-            last.weight.mul_(a)
-            last.bias.mul_(a).add_(cal.b)
 
 
 def oof_metrics(
