@@ -243,16 +243,27 @@ def plan_sources(bundle: ValidatedBundle) -> list[ImportSource]:
         )
     if "labels" in t:
         # fraud/default are floats with NaN for "unknown"; a quoted empty double is no value.
+        # An optional observed_at (a datetime, absent when not given) splits the rows in two
+        # sources, like the optional strings.
+        labels = t["labels"]
+        observed = (
+            labels["observed_at"].notna()
+            if "observed_at" in labels
+            else pd.Series(False, index=labels.index)
+        )
+        label_columns = {
+            f"user_id:ID({schema.LABEL})": "user_id",
+            "fraud:double": "fraud",
+            "default:double": "default",
+        }
         add(
             "nodes",
             schema.LABEL,
-            t["labels"],
-            {
-                f"user_id:ID({schema.LABEL})": "user_id",
-                "fraud:double": "fraud",
-                "default:double": "default",
-            },
+            labels[observed].assign(observed_at=labels["observed_at"][observed].astype("int64")),
+            {**label_columns, "observed_at:datetime": "observed_at"},
+            ("observed_at",),
         )
+        add("nodes", schema.LABEL, labels[~observed], label_columns)
     if "rings" in t:
         # No :ID column: nothing points at ground-truth nodes, and ids would not be unique.
         add(

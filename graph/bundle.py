@@ -41,7 +41,11 @@ OPTIONAL_TABLES: dict[str, tuple[str, ...]] = {
     "labels": ("user_id", "fraud", "default"),
     "rings": ("ring_id", "user_id"),
 }
-OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"users": ("country",), "orders": ("device_id",)}
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "users": ("country",),
+    "orders": ("device_id",),
+    "labels": ("observed_at",),
+}
 # Key columns: a repeated key is a duplicate id (the first occurrence is kept).
 KEYS: dict[str, tuple[str, ...]] = {
     "users": ("user_id",),
@@ -383,6 +387,12 @@ def _table_rules(table: str, check: _Checker, out: pd.DataFrame) -> None:
     if table == "labels":
         out["fraud"] = _label_value(check, "fraud")
         out["default"] = _label_value(check, "default")
+        # when the outcome became known (epoch ms); NaN: not given, known from account creation
+        observed = check.timestamp("observed_at") if "observed_at" in frame.columns else None
+        blank = out["observed_at"] == ""
+        out["observed_at"] = (
+            observed.astype(np.float64).where(~blank) if observed is not None else np.nan
+        )
 
 
 def aggregate_logins(logins: pd.DataFrame) -> pd.DataFrame:

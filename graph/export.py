@@ -108,6 +108,7 @@ COLUMN_KINDS: dict[str, str] = {
     "amount": FLOAT,
     "features": OBJ,
 }
+LABEL_COLUMNS = ("fraud", "default", "observed_at")
 SOURCE_CHUNK = 10_000
 EXPORT_WORKERS = 2
 FEATURE_KEYS: LiteralString = """
@@ -115,7 +116,8 @@ MATCH (n:User) UNWIND keys(n) AS k WITH DISTINCT k WHERE k STARTS WITH $prefix
 RETURN k ORDER BY k
 """
 LABELS: LiteralString = """MATCH (l:Label) RETURN collect(l.user_id) AS id,
-    collect(coalesce(l.fraud, -1.0)) AS fraud, collect(coalesce(l.default, -1.0)) AS default"""
+    collect(coalesce(l.fraud, -1.0)) AS fraud, collect(coalesce(l.default, -1.0)) AS default,
+    collect(coalesce(l.observed_at.epochMillis, -1)) AS observed_at"""
 
 
 @dataclass
@@ -228,6 +230,9 @@ def export_graph(
     labels = _frame(store.read_packed(LABELS))
     for key in ("fraud", "default"):
         labels[key] = pd.to_numeric(labels[key]).where(lambda v: v >= 0)
+    if "observed_at" in labels:  # -1: not given (a real instant before 1970 is not a label's)
+        labels["observed_at"] = pd.to_numeric(labels["observed_at"]).astype(float)
+        labels.loc[labels["observed_at"] == -1, "observed_at"] = np.nan
     label_frame = user_labels(pd.Index(ids["user"]), labels)
     return GraphExport(build_data(ids, frames), ids, nodes, frames, label_frame, feature_keys)
 
@@ -405,15 +410,14 @@ def assemble(
 
 
 def user_labels(users: pd.Index, labels: pd.DataFrame) -> pd.DataFrame:
-    """``fraud``/``default`` per user (aligned with ``users``), NaN where not observed."""
+    """``fraud``/``default`` per user (aligned with ``users``), NaN where not observed, and
+    ``observed_at`` (epoch ms; NaN where the bundle did not say when the outcome became known)."""
     n_users = len(users)
-    label_frame = pd.DataFrame(
-        {"fraud": np.full(n_users, np.nan), "default": np.full(n_users, np.nan)}
-    )
+    label_frame = pd.DataFrame({key: np.full(n_users, np.nan) for key in LABEL_COLUMNS})
     if len(labels):
         pos = users.get_indexer(labels["id"].to_numpy(dtype=object))
         ok = pos >= 0
-        for key in ("fraud", "default"):
+        for key in (k for k in LABEL_COLUMNS if k in labels):
             vals = pd.to_numeric(labels[key], errors="coerce").to_numpy(np.float64)
             label_frame.loc[pos[ok], key] = vals[ok]
     return label_frame
@@ -444,7 +448,7 @@ def as_of(g: GraphExport, cutoff_ms: int) -> GraphExport:
     message passing. A user–device link counts from its first login; logins are stored
     aggregated per link, so a link still active after the cutoff counts one login, never
     the later ones. Nodes stay (a user created later has empty history) so indices and
-    ids are unchanged.
+    ids are unchanged. Labels are those known at the cutoff (:func:`labels_known_at`).
     """
     edges = dict(g.edges)
     for et, col in (
@@ -463,5 +467,18 @@ def as_of(g: GraphExport, cutoff_ms: int) -> GraphExport:
     uses.loc[spans_cutoff, "last_seen"] = cutoff_ms
     edges[("user", "uses", "device")] = uses.reset_index(drop=True)
     return GraphExport(
-        build_data(g.ids, edges), g.ids, g.nodes, edges, g.labels, g.feature_keys, cutoff_ms
-    )
+        build_data(g.ids, edges), g.ids, g.nodes, edges, labels_known_at(g, cutoff_ms),
+        g.feature_keys, cutoff_ms,
+    )  # fmt: skip
+
+
+def labels_known_at(g: GraphExport, cutoff_ms: int) -> pd.DataFrame:
+    """The labels as they were known at ``cutoff_ms``: a label counts from its ``observed_at``,
+    or, where the bundle did not give one, from its account's creation (which flatters a
+    backtest: a chargeback arrives weeks after the account opens); later ones become NaN."""
+    created = pd.to_numeric(g.nodes["user"]["created_at"], errors="coerce").to_numpy(np.float64)
+    observed = g.labels["observed_at"].to_numpy(np.float64)
+    known_from = np.where(np.isnan(observed), created, observed)
+    labels = g.labels.copy()
+    labels.loc[~(known_from <= cutoff_ms), ["fraud", "default"]] = np.nan
+    return labels

@@ -54,7 +54,7 @@ COLUMNS: dict[str, tuple[LiteralString, ...]] = {
     "logins": ("user_id", "device_id", "first_ts", "last_ts", "logins"),
     "orders": ("order_id", "user_id", "product_id", "amount", "ts", "status", "device_id"),
     "reviews": ("review_id", "user_id", "product_id", "rating", "text", "ts"),
-    "labels": ("user_id", "fraud", "default"),
+    "labels": ("user_id", "fraud", "default", "observed_at"),
     "rings": ("ring_id", "user_id"),
 }
 
@@ -161,7 +161,9 @@ LABELS: LiteralString = (
     _unwind(*COLUMNS["labels"])
     + """
 MERGE (l:Label {user_id: row.user_id})
-SET l.fraud = row.fraud, l.default = row.default
+SET l.fraud = row.fraud, l.default = row.default,
+    l.observed_at = CASE WHEN row.observed_at IS NULL THEN null
+                         ELSE datetime({epochMillis: toInteger(row.observed_at)}) END
 """
 )
 TRUTH_RINGS: LiteralString = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, LiteralString
 
@@ -14,12 +15,14 @@ from graph.generator import GeneratorConfig, generate_marketplace
 from serving.connect import open_store
 from serving.pipeline import (
     load_context,
+    run_backtest,
     run_import,
     run_rings,
     run_score,
     run_train,
     timed,
 )
+from serving.report import metrics_table, print_guard
 from serving.settings import Settings
 
 
@@ -34,6 +37,8 @@ class DemoSummary:
     export: str = ""
     version: str = ""
     split: str = ""
+    backtest: dict[str, Any] = field(default_factory=dict)
+    backtest_note: str = ""
 
 
 class DatabaseNotEmptyError(PermissionError):
@@ -77,7 +82,17 @@ def run_demo(
             ctx = load_context(store, settings, console, graph)
         with timed(t, "train"):
             result, _ = run_train(store, settings, console, ctx, truth_path=bundle / "truth.csv")
-        summary.metrics, summary.split = result.metrics, result.config.split
+        summary.metrics = result.metrics
+        summary.split = result.metrics.get("evaluation") or result.config.split
+        with timed(t, "backtest"):
+            bt = run_backtest(store, settings, console, None, bundle / "truth.csv", ctx)
+        at = datetime.fromtimestamp(bt.cutoff_ms / 1000, UTC).date().isoformat()
+        summary.backtest = {"cutoff": at, **bt.metrics}
+        if bt.labels_dated < bt.labels_total:
+            summary.backtest_note = (
+                f"{bt.labels_total - bt.labels_dated:,} of {bt.labels_total:,} labels have no "
+                "observed_at and count as known from account creation (optimistic)"
+            )
         with timed(t, "score"):
             scores, path, version = run_score(store, settings, console, ctx)
         summary.scored, summary.export, summary.version = len(scores.frame), str(path), version
@@ -95,20 +110,25 @@ def print_summary(summary: DemoSummary, console: Console) -> None:
         counts.add_row(key, f"{n:,}")
     console.print(counts)
     console.print(f"rejected rows: {summary.rejected}")
-    metrics = Table(
-        title=f"held-out test users, {summary.split} split: against observed labels, and "
-        "against the generator's ground truth (never used for fitting)"
+    console.print(
+        metrics_table(
+            summary.metrics,
+            f"{summary.split}: every labelled user, scored by the fold model that never saw "
+            "its label; against the observed labels and against the generator's ground truth "
+            "(never used for fitting)",
+        )
     )
-    for col in ("head", "AUROC", "AUPRC", "recall@1%FPR", "KS", "ECE", "n", "positives"):
-        metrics.add_column(col, justify="right")
-    rows = [(head, summary.metrics.get(head, {})) for head in ("fraud", "default")]
-    truth = summary.metrics.get("truth") or {}
-    rows += [(f"{head} (truth)", truth[head]) for head in ("fraud", "default") if head in truth]
-    for head, m in rows:
-        metrics.add_row(head, *(f"{m.get(k, float('nan')):.3f}" for k in
-                                ("auroc", "auprc", "recall_at_1pct_fpr", "ks", "ece")),
-                        f"{m.get('n', 0):.0f}", f"{m.get('positives', 0):.0f}")  # fmt: skip
-    console.print(metrics)
+    print_guard(summary.metrics, console)
+    b = summary.backtest
+    if b:
+        line = f"backtest (fitted at {b['cutoff']}, {b['n_new_accounts']:,} newer accounts):"
+        for name, part in (("labels", b), ("truth", b.get("truth") or {})):
+            if "fraud" in part:
+                m = part["fraud"]
+                line += f" fraud vs {name} AUROC {m['auroc']:.3f} AUPRC {m['auprc']:.3f};"
+        console.print(line.rstrip(";"))
+        if summary.backtest_note:
+            console.print(f"  note: {summary.backtest_note}")
     r = summary.rings
     if r:
         console.print(

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from graph.bulk import BulkImportError, BulkReport, bulk_import
 from graph.bundle import read_bundle
-from graph.export import GraphExport, existing_ids, export_graph, user_labels
+from graph.export import GraphExport, as_of, existing_ids, export_graph, user_labels
 from graph.files import private_umask
 from graph.load import ImportReport, import_bundle
 from graph.rings import RingConfig, Rings, detect_rings, match_planted, ring_typologies
@@ -30,13 +30,16 @@ from graph.store import GraphStore
 from graph.writeback import write_merchant_scores, write_user_scores
 from serving.connect import local_server, private_state
 from serving.settings import Settings
+from training.config import TrainConfig  # a plain dataclass: no torch import
 
 # torch, transformers and the model code load in the stages that use them, so that `import`,
 # `cypher`, `reset` and `neo4j …` start in a second (STYLE: no work at import time).
 if TYPE_CHECKING:
     from encoders.features import NodeFeatures
+    from encoders.text import ReviewEncoder
     from training.artifact import ModelArtifact
-    from training.fit import TrainResult
+    from training.backtest import Backtest
+    from training.fit import EpochCallback, TrainConfig, TrainResult
     from training.predict import Scores
 
 
@@ -64,7 +67,6 @@ def load_context(
 ) -> GraphContext:
     """Export the graph (unless given) and compute every node's features."""
     from encoders.features import build_features
-    from encoders.text import ReviewEncoder
 
     _quiet_transformers()
     graph = graph or export_graph(store)
@@ -75,15 +77,23 @@ def load_context(
         )
     private_state(settings)
     with private_umask():  # the embedding cache is written for this user only
-        encoder = ReviewEncoder(
-            settings.review_model,
-            batch_size=settings.encode_batch_size,
-            cache_dir=settings.embedding_cache_dir,
-            device="cpu" if settings.encode_int8 else settings.device,
-            quantize_int8=settings.encode_int8,
+        features = build_features(
+            graph, review_encoder(settings), show_progress=console.is_terminal
         )
-        features = build_features(graph, encoder, show_progress=console.is_terminal)
     return GraphContext(graph, features)
+
+
+def review_encoder(settings: Settings) -> ReviewEncoder:
+    """The review encoder the settings ask for (its embedding cache shared by every caller)."""
+    from encoders.text import ReviewEncoder
+
+    return ReviewEncoder(
+        settings.review_model,
+        batch_size=settings.encode_batch_size,
+        cache_dir=settings.embedding_cache_dir,
+        device="cpu" if settings.encode_int8 else settings.device,
+        quantize_int8=settings.encode_int8,
+    )
 
 
 def _quiet_transformers() -> None:
@@ -149,6 +159,29 @@ def run_bulk_import(
     return report, bulk
 
 
+def train_config(settings: Settings) -> TrainConfig:
+    """The training hyper-parameters the settings ask for."""
+    return TrainConfig(
+        hidden=settings.hidden_dim, epochs=settings.epochs, patience=settings.patience,
+        lr=settings.learning_rate, seed=settings.seed, device=settings.device,
+        split=settings.split, batch_size=settings.batch_size, fanouts=tuple(settings.fanouts),
+        label_trick=settings.label_trick, ensemble=settings.ensemble, folds=settings.folds,
+        public_device_users=settings.public_device_users,
+    )  # fmt: skip
+
+
+def _epoch_progress(bar: Progress, models: int, epochs: int, what: str) -> EpochCallback:
+    task = bar.add_task("train", total=epochs * models)
+
+    def on_epoch(_: int, row: dict[str, float]) -> None:
+        member = int(row["member"])
+        bar.update(task, completed=member * epochs + int(row["epoch"]),
+                   description=f"train {what} {member + 1}/{models} "
+                               f"loss {row['loss']:.3f} val AUPRC {row['val_auprc']:.3f}")  # fmt: skip
+
+    return on_epoch
+
+
 def run_train(
     store: GraphStore,
     settings: Settings,
@@ -157,35 +190,35 @@ def run_train(
     compare_baselines: bool = False,
     truth_path: Path | None = None,
 ) -> tuple[TrainResult, Path]:
-    """Fit the GNN (and, with ``compare_baselines``, the baselines on the same split).
+    """Fit the production GNN and measure it; with ``compare_baselines`` also fit the
+    baselines on the same folds (or split).
+
+    With ``settings.split == "crossfit"`` (the default) the scorer is cross-fitted on every
+    labelled user and the metrics are out-of-fold; with ``time``/``stratified`` it is fitted
+    on the training part of one held-out split (an evaluation option).
 
     ``truth_path``: a ground-truth table (``user_id``, ``fraud``, ``default``; the generator's
-    ``truth.csv``) to report held-out metrics against the truth too; never used for fitting.
+    ``truth.csv``) to report metrics against the truth too; never used for fitting.
     """
     from training.artifact import save_artifact
-    from training.baselines import compare
-    from training.fit import TrainConfig, fit
+    from training.baselines import compare, oof_model_scores
+    from training.fit import fit
     from training.scorecard import ScoreScale
 
     ctx = ctx or load_context(store, settings, console)
-    config = TrainConfig(
-        hidden=settings.hidden_dim, epochs=settings.epochs, patience=settings.patience,
-        lr=settings.learning_rate, seed=settings.seed, device=settings.device,
-        split=settings.split, batch_size=settings.batch_size, fanouts=tuple(settings.fanouts),
-        label_trick=settings.label_trick, ensemble=settings.ensemble,
-    )  # fmt: skip
+    config = train_config(settings)
     truth = read_truth(truth_path, ctx.graph) if truth_path else None
+    crossfitted = config.split == "crossfit"
+    models, what = (config.folds, "fold model") if crossfitted else (config.ensemble, "model")
     with progress_bar(console) as bar:
-        task = bar.add_task("train", total=config.epochs * config.ensemble)
-
-        def on_epoch(_: int, row: dict[str, float]) -> None:
-            member = int(row["member"])
-            bar.update(task, completed=member * config.epochs + int(row["epoch"]),
-                       description=f"train model {member + 1}/{config.ensemble} "
-                                   f"loss {row['loss']:.3f} val AUPRC {row['val_auprc']:.3f}")  # fmt: skip
-
+        on_epoch = _epoch_progress(bar, models, config.epochs, what)
         result = fit(ctx.graph, ctx.features, config, on_epoch, truth)
-    if compare_baselines:
+    if compare_baselines and result.folds is not None and result.oof_logits is not None:
+        scores = oof_model_scores(ctx.graph, ctx.features, result.normaliser, result.folds,
+                                  result.oof_logits, settings.seed)  # fmt: skip
+        result.comparison = compare(ctx.graph, ctx.features, result.normaliser, result.split,
+                                    result.oof_logits, settings.seed, truth, scores)  # fmt: skip
+    elif compare_baselines:
         result.comparison = compare(
             ctx.graph, ctx.features, result.normaliser, result.split, result.logits,
             settings.seed, truth,
@@ -196,6 +229,30 @@ def run_train(
             result, scale, settings.artifacts, {"review_model": settings.review_model}
         )
     return result, folder
+
+
+def run_backtest(
+    store: GraphStore,
+    settings: Settings,
+    console: Console,
+    cutoff: datetime | None = None,
+    truth_path: Path | None = None,
+    ctx: GraphContext | None = None,
+) -> Backtest:
+    """Cross-fit on the graph and labels as they were at ``cutoff`` (default: the 80th
+    percentile of labelled accounts' creation) and score the accounts created after it."""
+    from encoders.features import build_features
+    from training.backtest import backtest, default_cutoff
+
+    ctx = ctx or load_context(store, settings, console)
+    cutoff_ms = int(cutoff.timestamp() * 1000) if cutoff else default_cutoff(ctx.graph)
+    past = as_of(ctx.graph, cutoff_ms)
+    past_features = build_features(past, review_encoder(settings), show_progress=False)
+    config = train_config(settings)
+    truth = read_truth(truth_path, ctx.graph) if truth_path else None
+    with progress_bar(console) as bar:
+        on_epoch = _epoch_progress(bar, config.folds, config.epochs, "fold model at the cutoff")
+        return backtest(past, past_features, ctx.graph, ctx.features, config, truth, on_epoch)
 
 
 def read_truth(path: Path, graph: GraphExport) -> dict[str, np.ndarray]:

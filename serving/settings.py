@@ -95,9 +95,18 @@ class Settings(BaseSettings):
     # -- training ------------------------------------------------------------------------
     seed: int = _TRAIN.seed
     split: str = Field(
-        _TRAIN.split,
-        pattern="^(time|stratified)$",
-        description="held-out split: time (train on earlier accounts, test on later) or stratified",
+        "crossfit",
+        pattern="^(crossfit|time|stratified)$",
+        description="crossfit (default): K grouped folds, every label teaches the production "
+        "model and out-of-fold predictions give the metrics; or a single held-out split for "
+        "evaluation only: time (train on earlier accounts, test on later) or stratified",
+    )
+    folds: int = Field(_TRAIN.folds, ge=2, description="cross-fitting folds (fold models)")
+    public_device_users: int = Field(
+        _TRAIN.public_device_users,
+        ge=2,
+        description="a device used by more accounts than this is public (kiosk, shop tablet) "
+        "and does not tie its users into one fold",
     )
     hidden_dim: int = _TRAIN.hidden
     epochs: int = _TRAIN.epochs
@@ -115,8 +124,8 @@ class Settings(BaseSettings):
     ensemble: int = Field(
         3,  # the product's choice; the library's TrainConfig default is a single model
         ge=1,
-        description="GNNs trained from consecutive seeds, logits averaged: steadier held-out "
-        "results for that many times the training time",
+        description="with --split time|stratified only: GNNs trained from consecutive seeds, "
+        "logits averaged (cross-fitting averages its fold models instead)",
     )
     device: str | None = Field(None, description="torch device; default cuda when present")
 

@@ -144,8 +144,10 @@ def tricky_bundle(folder: Path) -> ValidatedBundle:
     write_bundle(folder, bad=True)
     with (folder / "users.csv").open("a", encoding="utf-8", newline="") as fh:
         fh.write("U3,2026-01-02T05:06:07.123Z,,\n")
-    with (folder / "labels.csv").open("a", encoding="utf-8", newline="") as fh:
-        fh.write("U3,,\n")
+    # labels with and without observed_at (an optional datetime: absent, never a string)
+    (folder / "labels.csv").write_text(
+        "user_id,fraud,default,observed_at\nU1,0,,\nU2,1,1,2026-02-01T10:00:00Z\nU3,,,\n"
+    )
     texts = [
         "",
         "  edge spaces  ",

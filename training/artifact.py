@@ -78,6 +78,8 @@ def save_artifact(
         "edge_types": [list(et) for et in result.edge_types],
         "edge_dims": [[*et, d] for et, d in result.edge_dims.items()],
         "train": asdict(result.config),
+        # 1: a single model; more: a RiskEnsemble (seed members or cross-fitted fold models)
+        "members": len(result.model.members) if isinstance(result.model, RiskEnsemble) else 1,
         "feature_names": result.feature_names,
         "text_model": result.text_model,
         "normaliser": result.normaliser.to_dict(),
@@ -119,7 +121,7 @@ def load_artifact(artifact_dir: Path, version: str | None = None) -> ModelArtifa
             layers=train["layers"],
             dropout=train["dropout"],
         )
-        for _ in range(int(train.get("ensemble", 1)))
+        for _ in range(int(config.get("members", train.get("ensemble", 1))))
     ]
     model: RiskModel = members[0] if len(members) == 1 else RiskEnsemble(members)
     model.load_state_dict(load_file(str(folder / "model.safetensors")))

@@ -11,6 +11,9 @@ Aggregation is a handful of sparse matrix products (scipy), linear in the number
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -69,6 +72,29 @@ def _scalars(features: NodeFeatures, normaliser: Normaliser) -> dict[str, np.nda
     return {nt: s.transform(features.scalars[nt]) for nt, s in normaliser.scalers.items()}
 
 
+Factory = Callable[[], Any]
+
+
+def _baselines(
+    g: GraphExport, features: NodeFeatures, normaliser: Normaliser, seed: int
+) -> dict[str, tuple[Factory, np.ndarray]]:
+    """Baseline name -> (a fresh unfitted model, its feature matrix over every user)."""
+    x = _scalars(features, normaliser)
+    own = x["user"]
+    own_text = (
+        np.hstack([own, features.embeddings["user"]]) if "user" in features.embeddings else own
+    )
+    graph_x = neighbour_features(g, x)
+    return {
+        "logistic regression (own + text)": (
+            lambda: LogisticRegression(max_iter=2000, class_weight="balanced"), own_text),
+        "gradient boosting (own)": (
+            lambda: HistGradientBoostingClassifier(random_state=seed), own),
+        "gradient boosting (neighbour-aggregated)": (
+            lambda: HistGradientBoostingClassifier(random_state=seed), graph_x),
+    }  # fmt: skip
+
+
 def model_scores(
     g: GraphExport,
     features: NodeFeatures,
@@ -83,20 +109,7 @@ def model_scores(
     Args:
         gnn_scores: head -> the GNN's score for every user (any monotone transform works).
     """
-    x = _scalars(features, normaliser)
-    own = x["user"]
-    own_text = (
-        np.hstack([own, features.embeddings["user"]]) if "user" in features.embeddings else own
-    )
-    graph_x = neighbour_features(g, x)
-    models = {
-        "logistic regression (own + text)": (
-            lambda: LogisticRegression(max_iter=2000, class_weight="balanced"), own_text),
-        "gradient boosting (own)": (
-            lambda: HistGradientBoostingClassifier(random_state=seed), own),
-        "gradient boosting (neighbour-aggregated)": (
-            lambda: HistGradientBoostingClassifier(random_state=seed), graph_x),
-    }  # fmt: skip
+    models = _baselines(g, features, normaliser, seed)
     scores: dict[tuple[str, str], np.ndarray] = {}
     for head in ("fraud", "default"):
         y = g.labels[head].to_numpy(np.float64)
@@ -105,6 +118,40 @@ def model_scores(
         for name, (make, matrix) in models.items():
             model = make().fit(matrix[train], y[train].astype(int))
             scores[(head, name)] = model.predict_proba(matrix)[:, 1]
+    return scores
+
+
+def oof_model_scores(
+    g: GraphExport,
+    features: NodeFeatures,
+    normaliser: Normaliser,
+    folds: np.ndarray,
+    gnn_scores: dict[str, np.ndarray],
+    seed: int = 0,
+) -> dict[tuple[str, str], np.ndarray]:
+    """Like :func:`model_scores`, cross-fitted on the GNN's folds: a labelled user's baseline
+    score comes from the fold model that did not see its label (out-of-fold), every other
+    user's is the mean of the fold models' (as the GNN's production ensemble).
+
+    Args:
+        folds: fold per user, -1 where not labelled (``TrainResult.folds``).
+        gnn_scores: head -> the GNN's score for every user: out-of-fold where labelled.
+    """
+    models = _baselines(g, features, normaliser, seed)
+    k = int(folds.max()) + 1
+    scores: dict[tuple[str, str], np.ndarray] = {}
+    for head in ("fraud", "default"):
+        y = g.labels[head].to_numpy(np.float64)
+        scores[(head, "hetero GNN")] = gnn_scores[head]
+        for name, (make, matrix) in models.items():
+            out = np.zeros(len(y))
+            for fold in range(k):
+                train = np.flatnonzero((folds >= 0) & (folds != fold) & ~np.isnan(y))
+                p = make().fit(matrix[train], y[train].astype(int)).predict_proba(matrix)[:, 1]
+                held_out = folds == fold
+                out[held_out] = p[held_out]
+                out[folds < 0] += p[folds < 0] / k
+            scores[(head, name)] = out
     return scores
 
 

@@ -22,10 +22,15 @@ class TrainConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     device: str | None = None
-    split: str = "time"  # train on earlier accounts, test on later ones; or "stratified"
+    # "crossfit": K grouped folds (training.crossfit); or one held-out split: "time" (train on
+    # earlier accounts, test on later ones) or "stratified"
+    split: str = "time"
     batch_size: int = 1024
     fanouts: tuple[int, ...] = (10, 5)  # neighbours per relation and hop
     label_trick: bool = True  # neighbours' known fraud labels as inputs (see training.inputs)
     label_input_share: float = 0.5  # share of training labels shown (not predicted) per epoch
     class_weighting: str = "balanced"  # positive weight neg/pos ("balanced"), its "sqrt", "none"
     ensemble: int = 1  # members trained with seeds seed, seed+1, ...; their logits averaged
+    folds: int = 5  # crossfit(): grouped folds, one model each; their logits averaged
+    val_share: float = 0.15  # crossfit(): early-stopping slice of each fold model's training
+    public_device_users: int = 30  # crossfit(): a device used by more accounts ties no group

@@ -25,6 +25,7 @@ from encoders.features import NodeFeatures, Normaliser
 from graph.export import GraphExport
 from graph.sampler import HeteroNeighborSampler
 from training.config import TrainConfig
+from training.folds import split_guard
 from training.inputs import edge_dims, graph_data, set_visible_labels
 from training.metrics import binary_metrics
 from training.model import EdgeType, HeteroRiskGNN, RiskEnsemble, RiskModel
@@ -50,6 +51,9 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     logits: dict[str, np.ndarray] = field(default_factory=dict)  # best model, every user
     comparison: pd.DataFrame | None = None  # filled by ``train --compare``
+    oof_logits: dict[str, np.ndarray] | None = None  # crossfit: each user's out-of-fold logits
+    folds: np.ndarray | None = None  # crossfit: fold per user, -1 where not labelled
+    groups: np.ndarray | None = None  # crossfit: group (tied users) per user
 
 
 def pick_device(name: str | None) -> torch.device:
@@ -90,7 +94,7 @@ def make_split(
     if config.split == "time":
         created = pd.to_numeric(g.nodes["user"]["created_at"], errors="coerce").fillna(0)
         return time_split(labeled, created.to_numpy(np.int64), y)
-    raise ValueError(f"unknown split {config.split!r}; use 'time' or 'stratified'")
+    raise ValueError(f"unknown split {config.split!r}; use 'crossfit', 'time' or 'stratified'")
 
 
 def fit(
@@ -102,10 +106,17 @@ def fit(
 ) -> TrainResult:
     """Train on observed fraud/default labels; early-stop on validation fraud AUPRC.
 
+    With ``config.split == "crossfit"`` this is :func:`training.crossfit.crossfit` (every
+    label teaches the production model, metrics out-of-fold); otherwise one held-out split.
+
     Args:
         truth: optional ground truth per head (every user, e.g. a generated marketplace's
             ``truth.csv``); when given, held-out metrics are also reported against it.
     """
+    if config.split == "crossfit":
+        from training.crossfit import crossfit  # it builds on this module
+
+        return crossfit(g, features, config, on_epoch, truth)
     device = pick_device(config.device)
     y_fraud = g.labels["fraud"].to_numpy(np.float64)
     y_default = g.labels["default"].to_numpy(np.float64)
@@ -147,6 +158,7 @@ def fit(
     metrics = evaluate(logits, calibrators, {"fraud": y_fraud, "default": y_default}, split)
     if truth is not None:
         metrics["truth"] = evaluate(logits, calibrators, truth, split)
+    metrics["split_guard"] = split_guard({"training part": split.train}, y_fraud)
     metrics["best_epoch"] = best_epochs[0] if len(best_epochs) == 1 else best_epochs
     metrics["epochs_run"] = len(history)
     metrics["train_seconds_per_epoch"] = float(np.mean([h["train_seconds"] for h in history]))
