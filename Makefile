@@ -29,9 +29,11 @@ $(STAMP): pyproject.toml
 
 install: system-deps $(STAMP)
 
-demo: install  ## generate → import → train → score → rings on 10,000 users
+DEMO_ARGS ?=  # e.g. DEMO_ARGS=--reset to replace what the demo database holds
+
+demo: install  ## generate → import → train → backtest → score → rings on 10,000 users
 	$(BIN)/riskgraph neo4j start
-	$(BIN)/riskgraph demo
+	$(BIN)/riskgraph demo $(DEMO_ARGS)
 
 test: install  ## the whole suite, including the tests against a real Neo4j
 	$(TEST_ENV) $(BIN)/riskgraph neo4j start

@@ -137,24 +137,37 @@ class LocalNeo4j:
     # -- provisioning ------------------------------------------------------------------
     def classpath(self) -> str:
         """Resolve the Neo4j jars with Maven (downloads once into ~/.m2) and return the classpath."""
-        cp_file = self.home / f"classpath-{self.config.version}.txt"
+        return self._resolve(
+            "pom.xml", f"classpath-{self.config.version}.txt",
+            f"-Dneo4j.version={self.config.version}", f"org.neo4j:neo4j:{self.config.version}",
+        )  # fmt: skip
+
+    def _resolve(self, pom_name: str, cp_name: str, version_prop: str, what: str) -> str:
+        """Resolve ``neo4j_runtime/<pom_name>`` with Maven (downloads once into ~/.m2) and
+        return the classpath, cached in the state folder while every jar still exists. The
+        pom, the cached classpath and Maven's output are private to this user."""
+        cp_file = self.home / cp_name
         if cp_file.exists() and all(Path(p).exists() for p in cp_file.read_text().split(":")):
             return cp_file.read_text().strip()
         mvn = shutil.which("mvn")
         if mvn is None:
-            raise Neo4jProvisionError("Maven ('mvn') is not on PATH; it is needed to fetch Neo4j.")
+            raise Neo4jProvisionError(
+                f"Maven ('mvn') is not on PATH; it is needed to fetch {what}."
+            )
         private_dir(self.home)
-        pom = self.home / "pom.xml"
+        pom = self.home / pom_name
         with private_umask():
-            pom.write_text(resources.files("graph").joinpath("neo4j_runtime/pom.xml").read_text())
+            pom.write_text(
+                resources.files("graph").joinpath(f"neo4j_runtime/{pom_name}").read_text()
+            )
         cmd = [
-            mvn, "-q", "-B", "-f", str(pom), "dependency:build-classpath",
-            f"-Dneo4j.version={self.config.version}", f"-Dmdep.outputFile={cp_file}",
+            mvn, "-q", "-B", "-f", str(pom), "dependency:build-classpath", version_prop,
+            f"-Dmdep.outputFile={cp_file}",
         ]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False, umask=PRIVATE_UMASK)
         if proc.returncode != 0 or not cp_file.exists():
             raise Neo4jProvisionError(
-                f"Maven could not resolve org.neo4j:neo4j:{self.config.version} "
+                f"Maven could not resolve {what} "
                 f"(exit {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
             )
         return cp_file.read_text().strip()
@@ -165,26 +178,10 @@ class LocalNeo4j:
         version = self.config.gds_version
         if not version:
             return ""
-        cp_file = self.home / f"gds-classpath-{version}.txt"
-        if cp_file.exists() and all(Path(p).exists() for p in cp_file.read_text().split(":")):
-            return cp_file.read_text().strip()
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise Neo4jProvisionError("Maven ('mvn') is not on PATH; it is needed to fetch GDS.")
-        self.home.mkdir(parents=True, exist_ok=True)
-        pom = self.home / "gds-pom.xml"
-        pom.write_text(resources.files("graph").joinpath("neo4j_runtime/gds-pom.xml").read_text())
-        cmd = [
-            mvn, "-q", "-B", "-f", str(pom), "dependency:build-classpath",
-            f"-Dgds.version={version}", f"-Dmdep.outputFile={cp_file}",
-        ]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode != 0 or not cp_file.exists():
-            raise Neo4jProvisionError(
-                f"Maven could not resolve org.neo4j.gds:proc:{version} "
-                f"(exit {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
-            )
-        return cp_file.read_text().strip()
+        return self._resolve(
+            "gds-pom.xml", f"gds-classpath-{version}.txt", f"-Dgds.version={version}",
+            f"org.neo4j.gds:proc:{version}",
+        )  # fmt: skip
 
     def install_gds(self) -> str:
         """Copy the GDS jars into the plugins folder (Neo4j finds procedures there) and return
@@ -195,17 +192,18 @@ class LocalNeo4j:
         """
         jars = [Path(p) for p in self.gds_classpath().split(":") if p]
         plugins = self.home / "plugins"
-        plugins.mkdir(parents=True, exist_ok=True)
+        private_dir(plugins)
         manifest = plugins / ".gds-jars"
         wanted = {jar.name for jar in jars}
         earlier = manifest.read_text().split() if manifest.exists() else []
         for name in set(earlier) - wanted:
             (plugins / name).unlink(missing_ok=True)
-        for jar in jars:
-            target = plugins / jar.name
-            if not target.exists() or target.stat().st_size != jar.stat().st_size:
-                shutil.copyfile(jar, target)
-        manifest.write_text("\n".join(sorted(wanted)) + "\n")
+        with private_umask():  # the plugins folder is this user's only, like the store
+            for jar in jars:
+                target = plugins / jar.name
+                if not target.exists() or target.stat().st_size != jar.stat().st_size:
+                    shutil.copyfile(jar, target)
+            manifest.write_text("\n".join(sorted(wanted)) + "\n")
         return ":".join(str(plugins / jar.name) for jar in jars)
 
     def _write_conf(self) -> Path:
