@@ -26,8 +26,10 @@ from training.fit import (
     _pos_weight,
     _train_member,
     _TrainInputs,
+    labelled_users,
     pick_device,
     predict_logits,
+    training_summary,
 )
 from training.folds import grouped_folds, split_guard, user_groups, validation_slice
 from training.inputs import edge_dims, graph_data, set_visible_labels
@@ -57,13 +59,7 @@ def crossfit(
             test passes the same folds twice to check that a user's OOF score ignores its label.
     """
     device = pick_device(config.device)
-    y_fraud = g.labels["fraud"].to_numpy(np.float64)
-    y_default = g.labels["default"].to_numpy(np.float64)
-    labeled = np.flatnonzero(~np.isnan(y_fraud))
-    if len(labeled) < 20 or len(np.unique(y_fraud[labeled])) < 2:
-        raise ValueError(
-            f"training needs labeled users of both classes; found {len(labeled)} labeled users"
-        )
+    y_fraud, y_default, labeled = labelled_users(g)
     near = features.text.review_near_dups if features.text else None
     groups = user_groups(g, config.public_device_users, near)
     if folds is None:
@@ -132,11 +128,7 @@ def crossfit(
             production, calibrators, truth, unlabeled, groups, config.seed
         )
     metrics["split_guard"] = split_guard(parts, y_fraud)
-    metrics["best_epoch"] = best_epochs
-    metrics["epochs_run"] = len(history)
-    metrics["train_seconds"] = float(sum(h["seconds"] for h in history))
-    metrics["train_seconds_per_epoch"] = float(np.mean([h["train_seconds"] for h in history]))
-    metrics["device"] = str(device)
+    metrics.update(training_summary(best_epochs, history, device))
     return TrainResult(
         model=final,
         normaliser=normaliser,

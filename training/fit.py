@@ -97,6 +97,32 @@ def make_split(
     raise ValueError(f"unknown split {config.split!r}; use 'crossfit', 'time' or 'stratified'")
 
 
+def labelled_users(g: GraphExport) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fraud and default labels of every user (NaN = unknown) and the indices of the users
+    with a known fraud label; raises unless both classes are there to learn from."""
+    y_fraud = g.labels["fraud"].to_numpy(np.float64)
+    y_default = g.labels["default"].to_numpy(np.float64)
+    labeled = np.flatnonzero(~np.isnan(y_fraud))
+    if len(labeled) < 20 or len(np.unique(y_fraud[labeled])) < 2:
+        raise ValueError(
+            f"training needs labeled users of both classes; found {len(labeled)} labeled users"
+        )
+    return y_fraud, y_default, labeled
+
+
+def training_summary(
+    best_epochs: list[int], history: list[dict[str, float]], device: torch.device
+) -> dict[str, Any]:
+    """What the artifact records of how the members trained (whatever the split)."""
+    return {
+        "best_epoch": best_epochs,
+        "epochs_run": len(history),
+        "train_seconds": float(sum(h["seconds"] for h in history)),
+        "train_seconds_per_epoch": float(np.mean([h["train_seconds"] for h in history])),
+        "device": str(device),
+    }
+
+
 def fit(
     g: GraphExport,
     features: NodeFeatures,
@@ -118,13 +144,7 @@ def fit(
 
         return crossfit(g, features, config, on_epoch, truth)
     device = pick_device(config.device)
-    y_fraud = g.labels["fraud"].to_numpy(np.float64)
-    y_default = g.labels["default"].to_numpy(np.float64)
-    labeled = np.flatnonzero(~np.isnan(y_fraud))
-    if len(labeled) < 20 or len(np.unique(y_fraud[labeled])) < 2:
-        raise ValueError(
-            f"training needs labeled users of both classes; found {len(labeled)} labeled users"
-        )
+    y_fraud, y_default, labeled = labelled_users(g)
     if config.ensemble < 1:
         raise ValueError(f"ensemble must be >= 1, got {config.ensemble}")
     split = make_split(g, labeled, y_fraud[labeled].astype(int), config)
@@ -159,10 +179,9 @@ def fit(
     if truth is not None:
         metrics["truth"] = evaluate(logits, calibrators, truth, split)
     metrics["split_guard"] = split_guard({"training part": split.train}, y_fraud)
-    metrics["best_epoch"] = best_epochs[0] if len(best_epochs) == 1 else best_epochs
-    metrics["epochs_run"] = len(history)
-    metrics["train_seconds_per_epoch"] = float(np.mean([h["train_seconds"] for h in history]))
-    metrics["device"] = str(device)
+    metrics.update(training_summary(best_epochs, history, device))
+    if len(best_epochs) == 1:
+        metrics["best_epoch"] = best_epochs[0]
     return TrainResult(
         model=final,
         normaliser=normaliser,
