@@ -40,10 +40,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from encoders.features import build_features
-    from encoders.text import ReviewEncoder
+    from encoders.text.encoder import ReviewEncoder
     from graph.bundle import read_bundle
     from graph.export import export_from_bundle
-    from graph.generator import GeneratorConfig, generate_marketplace
+    from graph.synth.marketplace import GeneratorConfig, generate_marketplace
     from serving.pipeline import read_truth
     from training.baselines import compare, model_scores
     from training.fit import TrainConfig, fit

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from encoders.text import ReviewEncoder
+    from encoders.text.encoder import ReviewEncoder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=None, help="embedding cache folder")
     args = parser.parse_args()
 
-    from encoders.text import ReviewEncoder
+    from encoders.text.encoder import ReviewEncoder
 
     encoder = ReviewEncoder(
         args.model,
@@ -93,7 +93,7 @@ def run_level(
     from encoders.features import build_features
     from graph.bundle import read_bundle
     from graph.export import export_from_bundle
-    from graph.generator import GeneratorConfig, generate_marketplace
+    from graph.synth.marketplace import GeneratorConfig, generate_marketplace
     from serving.pipeline import read_truth
     from training.baselines import model_scores
     from training.fit import TrainConfig, fit

@@ -51,7 +51,7 @@ def _interleaved(
 
 
 def _marketplace_texts(users: int, seed: int) -> list[str]:
-    from graph.generator import GeneratorConfig, generate_marketplace
+    from graph.synth.marketplace import GeneratorConfig, generate_marketplace
 
     with tempfile.TemporaryDirectory() as tmp:
         generate_marketplace(GeneratorConfig(n_users=users, seed=seed), Path(tmp))
@@ -79,7 +79,7 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from encoders.text import ReviewEncoder, resolve_model_path
+    from encoders.text.encoder import ReviewEncoder, resolve_model_path
 
     path = resolve_model_path(args.model)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

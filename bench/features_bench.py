@@ -49,8 +49,9 @@ def bench_size(n: int, with_neo4j: bool) -> list[dict[str, object]]:
     from encoders.behaviour import user_features
     from encoders.features import build_features
     from graph.bundle import read_bundle
-    from graph.export import export_from_bundle, export_graph
-    from graph.generator import GeneratorConfig, generate_marketplace
+    from graph.export import export_from_bundle
+    from graph.neo4j.reader import export_graph
+    from graph.synth.marketplace import GeneratorConfig, generate_marketplace
 
     with tempfile.TemporaryDirectory() as tmp:
         with Timer() as t_gen:
@@ -74,7 +75,7 @@ def bench_size(n: int, with_neo4j: bool) -> list[dict[str, object]]:
     ]
     if not with_neo4j:
         return rows
-    from graph.load import import_bundle
+    from graph.neo4j.load import import_bundle
     from serving.connect import open_store
     from serving.settings import Settings
 

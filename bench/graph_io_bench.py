@@ -10,7 +10,7 @@ size, e.g. ``RISKGRAPH_NEO4J_HEAP=4g RISKGRAPH_NEO4J_PAGECACHE=4g`` for 1M users
 Rows of the table, in the order they run:
   * generate: the synthetic bundle (skipped with ``--bundle``, which reads an existing one);
   * validate: ``read_bundle`` (every rule of the bundle format), which both import paths run;
-  * import (transactional): every table through ``graph.load.import_bundle`` into the emptied
+  * import (transactional): every table through ``graph.neo4j.load.import_bundle`` into the emptied
     database; by default only up to 100k users (``--transactional`` / ``--no-transactional``);
   * bulk import: ``neo4j-admin database import full`` replacing the database, including the
     server stop and start (skipped with ``--no-bulk`` or an external server);
@@ -160,7 +160,7 @@ def main() -> None:
     parser.add_argument("--naive-rows", type=int, default=2_000, help="rows per naive write loop")
     parser.add_argument("--naive-edges", type=int, default=200_000, help="naive export sample")
     parser.add_argument("--insert-frac", type=float, default=0.01, help="orders re-inserted")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: graph.load's")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: graph.neo4j.load's")
     parser.add_argument("--batch-sizes", default="", help="e.g. 2000,5000,10000,20000")
     parser.add_argument("--sweep-frac", type=float, default=0.02)
     parser.add_argument("--export-workers", type=int, default=None)
@@ -170,12 +170,18 @@ def main() -> None:
     parser.add_argument("--no-bulk", action="store_true")
     args = parser.parse_args()
 
-    from graph import export
-    from graph.bulk import bulk_import
     from graph.bundle import aggregate_logins, read_bundle
-    from graph.export import export_graph
-    from graph.generator import GeneratorConfig, generate_marketplace
-    from graph.load import DEFAULT_BATCH_SIZE, ORDERS, UPDATE_ORDERS, columns_for, import_bundle
+    from graph.neo4j import reader as export
+    from graph.neo4j.bulk import bulk_import
+    from graph.neo4j.load import (
+        DEFAULT_BATCH_SIZE,
+        ORDERS,
+        UPDATE_ORDERS,
+        columns_for,
+        import_bundle,
+    )
+    from graph.neo4j.reader import export_graph
+    from graph.synth.marketplace import GeneratorConfig, generate_marketplace
     from serving.connect import local_server, open_store
     from serving.settings import Settings
 

@@ -45,7 +45,7 @@ def main() -> None:
     from encoders.features import Normaliser, build_features
     from graph.bundle import read_bundle
     from graph.export import export_from_bundle
-    from graph.generator import GeneratorConfig, generate_marketplace
+    from graph.synth.marketplace import GeneratorConfig, generate_marketplace
     from training.inputs import edge_dims, graph_data
     from training.model import HeteroRiskGNN
 

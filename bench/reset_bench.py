@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 from graph.bundle import read_bundle
-from graph.generator import GeneratorConfig, generate_marketplace
-from graph.load import import_bundle
-from graph.store import GraphStore
+from graph.neo4j.load import import_bundle
+from graph.neo4j.store import GraphStore
+from graph.synth.marketplace import GeneratorConfig, generate_marketplace
 
 BASELINE_RELS = "MATCH (n)-[r]-() WITH DISTINCT r LIMIT $limit DELETE r RETURN count(*) AS deleted"
 BASELINE_NODES = "MATCH (n) WITH n LIMIT $limit DELETE n RETURN count(*) AS deleted"

@@ -25,11 +25,11 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from encoders.features import Normaliser, build_features
-from encoders.text import ReviewEncoder
+from encoders.text.encoder import ReviewEncoder
 from graph.bundle import read_bundle
 from graph.export import export_from_bundle
-from graph.generator import GeneratorConfig, generate_marketplace
 from graph.rings import RingConfig, detect_rings, match_planted, ring_typologies
+from graph.synth.marketplace import GeneratorConfig, generate_marketplace
 from training.baselines import neighbour_features
 
 CONFIGS: dict[str, dict[str, Any]] = {

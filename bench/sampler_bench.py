@@ -1,4 +1,4 @@
-"""Throughput of ``graph.sampler.HeteroNeighborSampler`` against PyG's ``NeighborLoader``.
+"""Throughput of ``graph.sampling.sampler.HeteroNeighborSampler`` against PyG's ``NeighborLoader``.
 
 Measures seeds/s for 2-hop sampling (fanouts ``[10, 5]``, batches of 1024 user seeds), all in
 one process and on the same graph, seeds and batches:
@@ -12,7 +12,7 @@ one process and on the same graph, seeds and batches:
 
 Graphs: a random heterogeneous marketplace (users, merchants, devices; ~1M edges by default,
 hub-skewed merchants) and, with ``--marketplace-users N``, the generated marketplace
-(``graph.generator``) of ``N`` users, read back through ``graph.bundle``/``graph.export``, with
+(``graph.synth.marketplace``) of ``N`` users, read back through ``graph.bundle``/``graph.export``, with
 random 16-d node features (the features are only gathered, so their values do not matter).
 
 Each contender's first ``--warmup`` batches are run and not timed; then ``--batches`` batches
@@ -50,7 +50,7 @@ from torch_geometric.loader import NeighborLoader, NodeLoader
 from torch_geometric.sampler import BaseSampler, NodeSamplerInput
 from torch_geometric.typing import EdgeType
 
-from graph.sampler import HeteroNeighborSampler
+from graph.sampling.sampler import HeteroNeighborSampler
 
 SEED_TYPE = "user"
 
@@ -101,7 +101,7 @@ def build_marketplace(users: int, seed: int) -> HeteroData:
     """
     from graph.bundle import read_bundle
     from graph.export import export_from_bundle
-    from graph.generator import GeneratorConfig, generate_marketplace
+    from graph.synth.marketplace import GeneratorConfig, generate_marketplace
 
     with tempfile.TemporaryDirectory() as tmp:
         generate_marketplace(GeneratorConfig(n_users=users, seed=seed), Path(tmp))

@@ -37,10 +37,10 @@ def main() -> None:
     import torch
 
     from encoders.features import build_features
-    from encoders.text import ReviewEncoder
+    from encoders.text.encoder import ReviewEncoder
     from graph.bundle import read_bundle
     from graph.export import export_from_bundle
-    from graph.generator import GeneratorConfig, generate_marketplace
+    from graph.synth.marketplace import GeneratorConfig, generate_marketplace
     from training.fit import TrainConfig, fit
 
     with tempfile.TemporaryDirectory() as tmp:

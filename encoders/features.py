@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from encoders.behaviour import device_features, merchant_features, product_features, user_features
-from encoders.text_features import TextEncoder, TextFeatures, text_features
+from encoders.text.features import TextEncoder, TextFeatures, text_features
 from graph.export import GraphExport
 
 NODE_TYPES = ("user", "merchant", "product", "device")

@@ -203,7 +203,7 @@ def generate(
     """Generate a synthetic marketplace bundle with planted fraud rings."""
     from dataclasses import replace
 
-    from graph.generator import GeneratorConfig, generate_marketplace
+    from graph.synth.marketplace import GeneratorConfig, generate_marketplace
 
     base = GeneratorConfig.realistic(users, seed) if realistic else GeneratorConfig(users, seed)
 
@@ -246,8 +246,8 @@ def import_(
     ] = False,
 ) -> None:
     """Validate a bundle and upsert it into Neo4j; bad rows go to rejects.csv with their rule."""
-    from graph.bulk import BulkImportError
     from graph.bundle import BundleError
+    from graph.neo4j.bulk import BulkImportError
     from serving.connect import open_store
     from serving.pipeline import run_bulk_import, run_import
 

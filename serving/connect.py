@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graph.files import private_dir
-from graph.neo4j_local import LocalNeo4j, LocalNeo4jConfig
-from graph.store import GraphStore
+from graph.neo4j.server import LocalNeo4j, LocalNeo4jConfig
+from graph.neo4j.store import GraphStore
 from serving.settings import Settings
 
 

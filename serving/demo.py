@@ -10,8 +10,8 @@ from typing import Any, LiteralString
 from rich.console import Console
 from rich.table import Table
 
-from graph.export import export_graph
-from graph.generator import GeneratorConfig, generate_marketplace
+from graph.neo4j.reader import export_graph
+from graph.synth.marketplace import GeneratorConfig, generate_marketplace
 from serving.connect import open_store
 from serving.pipeline import (
     load_context,

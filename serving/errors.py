@@ -19,7 +19,7 @@ from neo4j.exceptions import (
 )
 from pydantic import ValidationError
 
-from graph.neo4j_local import Neo4jProvisionError
+from graph.neo4j.server import Neo4jProvisionError
 
 # Exit codes: 1 the server or the run failed, 2 the input was refused.
 FAILED, REFUSED = 1, 2

@@ -19,15 +19,16 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from graph.bulk import BulkImportError, BulkReport, bulk_import
 from graph.bundle import read_bundle
-from graph.export import GraphExport, as_of, existing_ids, export_graph, user_labels
+from graph.export import GraphExport, as_of, user_labels
 from graph.files import private_umask
-from graph.load import ImportReport, import_bundle
+from graph.neo4j.bulk import BulkImportError, BulkReport, bulk_import
+from graph.neo4j.load import ImportReport, import_bundle
+from graph.neo4j.reader import existing_ids, export_graph
+from graph.neo4j.store import GraphStore
+from graph.neo4j.writeback import write_merchant_scores, write_user_scores
 from graph.rings import RingConfig, Rings, detect_rings, match_planted, ring_typologies
 from graph.rings.store import replace_links, write_rings
-from graph.store import GraphStore
-from graph.writeback import write_merchant_scores, write_user_scores
 from serving.connect import local_server, private_state
 from serving.settings import Settings
 from training.config import TrainConfig  # a plain dataclass: no torch import
@@ -36,7 +37,7 @@ from training.config import TrainConfig  # a plain dataclass: no torch import
 # `cypher`, `reset` and `neo4j …` start in a second (STYLE: no work at import time).
 if TYPE_CHECKING:
     from encoders.features import NodeFeatures
-    from encoders.text import ReviewEncoder
+    from encoders.text.encoder import ReviewEncoder
     from training.artifact import ModelArtifact
     from training.backtest import Backtest
     from training.fit import EpochCallback, TrainConfig, TrainResult
@@ -85,7 +86,7 @@ def load_context(
 
 def review_encoder(settings: Settings) -> ReviewEncoder:
     """The review encoder the settings ask for (its embedding cache shared by every caller)."""
-    from encoders.text import ReviewEncoder
+    from encoders.text.encoder import ReviewEncoder
 
     return ReviewEncoder(
         settings.review_model,

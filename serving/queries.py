@@ -15,7 +15,7 @@ from typing import Any, LiteralString, cast
 from neo4j import ManagedTransaction, unit_of_work
 from neo4j.exceptions import ClientError
 
-from graph.store import GraphStore
+from graph.neo4j.store import GraphStore
 from serving.query_guard import QueryRefusedError, check_read_only
 
 # Neo4j integers are 64-bit signed.

@@ -19,7 +19,7 @@ from typing import Any, LiteralString, cast
 from neo4j import ManagedTransaction
 from neo4j.exceptions import CypherSyntaxError
 
-from graph.store import GraphStore
+from graph.neo4j.store import GraphStore
 
 # Read-only procedures an analyst may call: the graph's schema, and GDS in its read modes.
 ALLOWED_PROCEDURES = frozenset({"db.labels", "db.relationshipTypes", "db.propertyKeys"})

@@ -12,7 +12,7 @@ from typing import Any, LiteralString
 from rich.console import Console
 from rich.table import Table
 
-from graph.store import GraphStore
+from graph.neo4j.store import GraphStore
 
 RING: LiteralString = "MATCH (r:Ring {ring_id: $ring_id}) RETURN properties(r) AS ring"
 MEMBERS: LiteralString = """

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from graph.generator import GeneratorConfig, generate_marketplace
-from graph.store import GraphStore
+from graph.neo4j.store import GraphStore
+from graph.synth.marketplace import GeneratorConfig, generate_marketplace
 from serving.connect import local_server, open_store
 from serving.settings import Settings
 

@@ -20,12 +20,12 @@ import pytest
 from neo4j.time import DateTime
 
 from graph import schema
-from graph.bulk import BulkImportError, bulk_import
 from graph.bundle import ValidatedBundle, read_bundle
-from graph.generator import GeneratorConfig, generate_marketplace
-from graph.load import import_bundle
-from graph.neo4j_local import LocalNeo4j, LocalNeo4jConfig
-from graph.store import GraphStore
+from graph.neo4j.bulk import BulkImportError, bulk_import
+from graph.neo4j.load import import_bundle
+from graph.neo4j.server import LocalNeo4j, LocalNeo4jConfig
+from graph.neo4j.store import GraphStore
+from graph.synth.marketplace import GeneratorConfig, generate_marketplace
 from tests.bundles import write_bundle
 
 pytestmark = [pytest.mark.neo4j, pytest.mark.slow]

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from graph.bundle import MAX_ID_BYTES, BundleError, read_bundle
-from graph.store import batch_bounds, row_bytes
+from graph.neo4j.store import batch_bounds, row_bytes
 from tests.bundles import write_bundle
 from tests.hostile import (
     BAD_VALUES_REJECTS,

@@ -14,7 +14,7 @@ import pytest
 from neo4j.exceptions import AuthError, ServiceUnavailable
 
 from graph.files import private_dir, private_umask
-from graph.neo4j_local import _argfile_quote
+from graph.neo4j.server import _argfile_quote
 from serving.errors import Server, describe
 from serving.queries import ParamError, json_line, parse_params
 from serving.query_guard import _refusals, function_allowed, procedure_allowed

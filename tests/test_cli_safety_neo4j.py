@@ -22,7 +22,7 @@ import pytest
 from neo4j.exceptions import ClientError
 from typer.testing import CliRunner
 
-from graph.store import GraphStore
+from graph.neo4j.store import GraphStore
 from serving.connect import connection, local_server
 from serving.queries import WriteRefusedError, run_read_query
 from serving.query_guard import QueryRefusedError, QuerySyntaxError

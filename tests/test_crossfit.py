@@ -13,9 +13,10 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from encoders.features import build_features
 from graph.bundle import ValidatedBundle, read_bundle
-from graph.export import GraphExport, as_of, export_from_bundle, export_graph, labels_known_at
-from graph.load import import_bundle
-from graph.store import GraphStore
+from graph.export import GraphExport, as_of, export_from_bundle, labels_known_at
+from graph.neo4j.load import import_bundle
+from graph.neo4j.reader import export_graph
+from graph.neo4j.store import GraphStore
 from serving.settings import Settings
 from tests.bundles import write_bundle
 from training.backtest import backtest, default_cutoff

@@ -10,9 +10,10 @@ import pytest
 
 from encoders.features import ColumnScaler, Normaliser, build_features
 from graph.bundle import ValidatedBundle, read_bundle
-from graph.export import as_of, export_from_bundle, export_graph
-from graph.load import import_bundle
-from graph.store import GraphStore
+from graph.export import as_of, export_from_bundle
+from graph.neo4j.load import import_bundle
+from graph.neo4j.reader import export_graph
+from graph.neo4j.store import GraphStore
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +102,7 @@ def test_neo4j_export_and_bundle_export_give_the_same_features(
 
 
 def test_near_duplicates_count_same_merchant_within_the_window_only() -> None:
-    from encoders.text_features import near_duplicate_counts
+    from encoders.text.features import near_duplicate_counts
 
     a = np.array([1.0, 0.0], dtype=np.float32)
     b = np.array([0.0, 1.0], dtype=np.float32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from graph.store import GraphStore
+from graph.neo4j.store import GraphStore
 
 pytestmark = pytest.mark.neo4j
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from graph import generator_csv as csv
-from graph import generator_fraud as fraud
-from graph.generator import GenerationSummary, GeneratorConfig, generate_marketplace
+from graph.synth import fraud as fraud
+from graph.synth import writer as csv
+from graph.synth.marketplace import GenerationSummary, GeneratorConfig, generate_marketplace
 
 N_USERS = 1500
 CONFIG = GeneratorConfig(n_users=N_USERS, seed=7)

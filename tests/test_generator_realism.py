@@ -17,9 +17,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from typer.testing import CliRunner
 
-from graph import generator_fraud as fraud
 from graph.bundle import read_bundle
-from graph.generator import GeneratorConfig, _simulate, generate_marketplace
+from graph.synth import fraud as fraud
+from graph.synth.marketplace import GeneratorConfig, _simulate, generate_marketplace
 
 N_USERS = 4000
 REALISTIC = GeneratorConfig.realistic(N_USERS, seed=11)

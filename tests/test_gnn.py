@@ -15,7 +15,7 @@ from encoders.edge_features import EDGE_FEATURES, edge_attributes
 from encoders.features import build_features
 from graph.bundle import read_bundle
 from graph.export import GraphExport, export_from_bundle
-from graph.sampler import HeteroNeighborSampler
+from graph.sampling.sampler import HeteroNeighborSampler
 from training.artifact import load_artifact, save_artifact
 from training.attribution import user_attributions
 from training.convs import EdgeSAGEConv

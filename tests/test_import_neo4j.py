@@ -10,9 +10,10 @@ import pytest
 from rich.console import Console
 
 from graph.bundle import BundleError, read_bundle
-from graph.export import export_from_bundle, export_graph
-from graph.load import import_bundle
-from graph.store import GraphStore
+from graph.export import export_from_bundle
+from graph.neo4j.load import import_bundle
+from graph.neo4j.reader import export_graph
+from graph.neo4j.store import GraphStore
 from serving.pipeline import run_import
 from serving.settings import Settings
 from tests.bundles import BAD_ROWS, write_bundle

@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 
 from graph.bundle import read_bundle
-from graph.load import import_bundle
-from graph.store import GraphStore
+from graph.neo4j.load import import_bundle
+from graph.neo4j.store import GraphStore
 from serving.connect import local_server, open_store
 from serving.pipeline import run_bulk_import
 from serving.settings import Settings

@@ -19,7 +19,7 @@ from rich.console import Console
 
 from graph import schema
 from graph.bundle import BundleError
-from graph.store import GraphStore
+from graph.neo4j.store import GraphStore
 from serving.pipeline import run_import
 from serving.settings import Settings
 from tests.bundles import write_bundle

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from graph.neo4j_local import LocalNeo4j, LocalNeo4jConfig
-from graph.store import GraphStore
+from graph.neo4j.server import LocalNeo4j, LocalNeo4jConfig
+from graph.neo4j.store import GraphStore
 
 pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from encoders.features import FeatureMismatchError
-from graph.store import GraphStore
+from graph.neo4j.store import GraphStore
 from serving.pipeline import load_context, run_import, run_rings, run_score, run_train
 from serving.queries import WriteRefusedError, run_read_query
 from serving.settings import Settings

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from graph.bundle import read_bundle
-from graph.load import import_bundle
-from graph.store import GraphStore
+from graph.neo4j.load import import_bundle
+from graph.neo4j.store import GraphStore
 from serving.connect import connection
 from serving.settings import Settings
 from tests.test_bulk_neo4j import dump

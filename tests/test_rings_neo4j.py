@@ -14,9 +14,9 @@ import pytest
 from rich.console import Console
 
 from graph.bundle import read_bundle
-from graph.export import export_graph
-from graph.load import import_bundle
-from graph.store import GraphStore
+from graph.neo4j.load import import_bundle
+from graph.neo4j.reader import export_graph
+from graph.neo4j.store import GraphStore
 from serving.pipeline import rings_from_store
 from serving.ring_view import print_ring, ring_report
 from serving.settings import Settings
@@ -138,7 +138,7 @@ import sys, numpy as np, pandas as pd
 from graph.rings.detect import Rings
 from graph.rings.linkage import Links
 from graph.rings.store import write_rings
-from graph.store import GraphStore
+from graph.neo4j.store import GraphStore
 users = sys.argv[3].split(",")
 n = 20000  # rings of three, enough that the one transaction runs for seconds
 group = np.repeat(np.arange(n), 3)

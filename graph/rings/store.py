@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from neo4j import ManagedTransaction
 
+from graph.neo4j.store import GraphStore, records
 from graph.rings.detect import Rings
 from graph.rings.stable import CLOSED, PreviousRing, assign_ids
-from graph.store import GraphStore, records
 
 DELETE_LINKED: LiteralString = """
 MATCH ()-[l:LINKED]->() WITH l LIMIT $batch DELETE l RETURN count(*) AS n

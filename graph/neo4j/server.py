@@ -143,7 +143,7 @@ class LocalNeo4j:
         )  # fmt: skip
 
     def _resolve(self, pom_name: str, cp_name: str, version_prop: str, what: str) -> str:
-        """Resolve ``neo4j_runtime/<pom_name>`` with Maven (downloads once into ~/.m2) and
+        """Resolve ``graph/neo4j/runtime/<pom_name>`` with Maven (downloads once into ~/.m2) and
         return the classpath, cached in the state folder while every jar still exists. The
         pom, the cached classpath and Maven's output are private to this user."""
         cp_file = self.home / cp_name
@@ -158,7 +158,7 @@ class LocalNeo4j:
         pom = self.home / pom_name
         with private_umask():
             pom.write_text(
-                resources.files("graph").joinpath(f"neo4j_runtime/{pom_name}").read_text()
+                resources.files("graph.neo4j").joinpath(f"runtime/{pom_name}").read_text()
             )
         cmd = [
             mvn, "-q", "-B", "-f", str(pom), "dependency:build-classpath", version_prop,
@@ -174,7 +174,7 @@ class LocalNeo4j:
 
     # -- Graph Data Science ------------------------------------------------------------
     def gds_classpath(self) -> str:
-        """Resolve GDS (``graph/neo4j_runtime/gds-pom.xml``) with Maven; its jars' classpath."""
+        """Resolve GDS (``graph/neo4j/runtime/gds-pom.xml``) with Maven; its jars' classpath."""
         version = self.config.gds_version
         if not version:
             return ""

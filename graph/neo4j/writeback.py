@@ -9,7 +9,7 @@ from typing import LiteralString
 
 import pandas as pd
 
-from graph.store import GraphStore, ProgressFn, records
+from graph.neo4j.store import GraphStore, ProgressFn, records
 
 USER_SCORES: LiteralString = """
 UNWIND $rows AS row

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from graph.generator_fraud import (
+from graph.synth.fraud import (
     CANCELLED,
     CHARGEBACK,
     COORDINATED,
@@ -39,7 +39,7 @@ from graph.generator_fraud import (
     RolePlan,
     _ring_sizes,
 )
-from graph.generator_text import compose_reviews
+from graph.synth.text import compose_reviews
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ PyG's ``NeighborSampler`` needs ``pyg-lib`` or ``torch-sparse`` kernels, which h
 wheels for our torch build. This sampler produces the same ``HeteroSamplerOutput`` (seeds
 first, locally relabelled ``row``/``col`` per edge type, per-hop counts), so PyG's
 ``NodeLoader`` turns it into mini-batches and ``trim_to_layer`` works on them. Kernels live
-in ``graph.sampler_ops`` (CSC, sampling) and ``graph.sampler_nodes`` (deduplication); they
+in ``graph.sampling.ops`` (CSC, sampling) and ``graph.sampling.nodes`` (deduplication); they
 are vectorised and device-agnostic, so a graph on CUDA is sampled on CUDA.
 
 Example::
@@ -32,8 +32,8 @@ from torch_geometric.sampler import (
 from torch_geometric.sampler.base import NumNeighbors
 from torch_geometric.typing import EdgeType, NodeType
 
-from graph.sampler_nodes import NodeSet
-from graph.sampler_ops import Csc, build_csc, neighbour_ranges, sample_segments, take
+from graph.sampling.nodes import NodeSet
+from graph.sampling.ops import Csc, build_csc, neighbour_ranges, sample_segments, take
 
 NumNeighborsArg: TypeAlias = NumNeighbors | list[int] | dict[EdgeType, list[int]]
 

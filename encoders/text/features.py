@@ -20,7 +20,7 @@ from graph.export import GraphExport
 
 
 class TextEncoder(Protocol):
-    """What this module needs of an encoder (``encoders.text.ReviewEncoder`` is one)."""
+    """What this module needs of an encoder (``encoders.text.encoder.ReviewEncoder`` is one)."""
 
     @property
     def dim(self) -> int: ...

@@ -172,7 +172,7 @@ class GraphStore:
 
         Each batch's parameters are the slices of every column (``$name`` is a list), which
         Bolt packs far more cheaply than one map per row; the query rebuilds its rows (see
-        ``graph.load._unwind``). With ``update``, that query runs first in the same
+        ``graph.neo4j.load._unwind``). With ``update``, that query runs first in the same
         transaction: it updates the rows it finds in place and returns their positions in the
         batch as ``found``; ``query`` then runs on the other rows only, if any.
 

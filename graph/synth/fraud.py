@@ -2,7 +2,7 @@
 
 Kept apart from the legit-behaviour code so each typology can be read, switched and tuned on
 its own. Everything here returns index arrays (users, products, devices, seconds since epoch);
-the caller in ``graph.generator`` turns them into ids and rows.
+the caller in ``graph.synth.marketplace`` turns them into ids and rows.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 LEGIT, FARM, REVIEW_RING, LONE, BUST_OUT, TAKEOVER = 0, 1, 2, 3, 4, 5
-COORDINATED, FRAGMENTED = 6, 7  # planted by graph.generator_rings
+COORDINATED, FRAGMENTED = 6, 7  # planted by graph.synth.rings
 ROLE_NAMES = (
     "legit",
     "device_farm",

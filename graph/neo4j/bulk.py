@@ -1,6 +1,6 @@
 """Bulk initial load with Neo4j's offline importer (``neo4j-admin database import full``).
 
-The transactional path (:mod:`graph.load`) upserts with ``UNWIND … MERGE`` so it can run again
+The transactional path (:mod:`graph.neo4j.load`) upserts with ``UNWIND … MERGE`` so it can run again
 and again against a live server; that costs an index lookup per row. For a first load into an
 empty database the offline importer is far faster: it writes the store files directly from CSV.
 The price is that the server must be stopped and the database is *replaced*, so this module
@@ -9,10 +9,10 @@ refuses to run against a database that holds anything (unless told to with ``for
 The graph it builds is meant to be indistinguishable from the transactional import of the same
 :class:`~graph.bundle.ValidatedBundle`: the same labels, relationship types, property names and
 property types (Neo4j ``DateTime`` for every timestamp, floats, integers, strings), logins
-aggregated into ``USES`` exactly like :func:`graph.load.rows_for`, null values omitted, and the
+aggregated into ``USES`` exactly like :func:`graph.neo4j.load.rows_for`, null values omitted, and the
 schema constraints of :func:`graph.schema.constraint_statements` created afterwards.
 
-Only a :class:`~graph.neo4j_local.LocalNeo4j` (the project's own server) can be bulk-loaded:
+Only a :class:`~graph.neo4j.server.LocalNeo4j` (the project's own server) can be bulk-loaded:
 the importer needs the store files on this machine and the server stopped. A caller configured
 with an external server (``RISKGRAPH_NEO4J_URI``) has no ``LocalNeo4j`` to pass, and the CLI
 must refuse that case before calling :func:`bulk_import`.
@@ -38,8 +38,8 @@ import pandas as pd
 
 from graph import schema
 from graph.bundle import ValidatedBundle
-from graph.neo4j_local import LocalNeo4j
-from graph.store import GraphStore
+from graph.neo4j.server import LocalNeo4j
+from graph.neo4j.store import GraphStore
 
 # The one user database of Neo4j Community Edition.
 DATABASE = "neo4j"
@@ -104,9 +104,9 @@ def _split_optional(
 
 
 def plan_sources(bundle: ValidatedBundle) -> list[ImportSource]:
-    """Shape the clean tables into importer sources, mirroring every write in graph.load.
+    """Shape the clean tables into importer sources, mirroring every write in graph.neo4j.load.
 
-    Pure (no I/O) so the mapping can be read next to :mod:`graph.load` and tested on its own.
+    Pure (no I/O) so the mapping can be read next to :mod:`graph.neo4j.load` and tested on its own.
     """
     t = bundle.tables
     out: list[ImportSource] = []
@@ -188,7 +188,7 @@ def plan_sources(bundle: ValidatedBundle) -> list[ImportSource]:
             ("first_seen",),
         )
     if "logins" in t:
-        # Exactly graph.load.rows_for("logins", …): one USES edge per (user, device).
+        # Exactly graph.neo4j.load.rows_for("logins", …): one USES edge per (user, device).
         agg = (
             t["logins"]
             .groupby(["user_id", "device_id"], sort=True)["ts"]

@@ -3,10 +3,10 @@
 The output follows /work/shared/bundle-format.md so generated data goes through the same
 import path as a customer's export. Everything is vectorised with numpy and driven by one
 ``numpy.random.default_rng(seed)``, so the same config gives byte-identical files.
-Fraud typologies live in ``graph.generator_fraud`` (rings that hide their devices in
-``graph.generator_rings``), fraud recency, label maturity and camouflage in
-``graph.generator_realism``, review text in ``graph.generator_text``, labels in
-``graph.generator_labels``, CSV formatting in ``graph.generator_csv``.
+Fraud typologies live in ``graph.synth.fraud`` (rings that hide their devices in
+``graph.synth.rings``), fraud recency, label maturity and camouflage in
+``graph.synth.realism``, review text in ``graph.synth.text``, labels in
+``graph.synth.labels``, CSV formatting in ``graph.synth.writer``.
 """
 
 from __future__ import annotations
@@ -21,13 +21,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from graph import generator_csv as csv
-from graph import generator_fraud as fraud
-from graph import generator_labels as labels
-from graph import generator_realism as realism
-from graph import generator_rings as rings
-from graph.generator_csv import Column
-from graph.generator_fraud import (
+from graph.synth import fraud as fraud
+from graph.synth import labels as labels
+from graph.synth import realism as realism
+from graph.synth import rings as rings
+from graph.synth import writer as csv
+from graph.synth.fraud import (
     BUST_OUT,
     CANCELLED,
     CHARGEBACK,
@@ -44,7 +43,8 @@ from graph.generator_fraud import (
     ROLE_NAMES,
     TAKEOVER_SPREE,
 )
-from graph.generator_text import CATEGORIES, compose_reviews, ring_reviews
+from graph.synth.text import CATEGORIES, compose_reviews, ring_reviews
+from graph.synth.writer import Column
 
 COUNTRIES = np.array(["US", "GB", "DE", "FR", "PL", "ES", "BR", "IN"])
 COUNTRY_WEIGHTS = np.array([0.3, 0.15, 0.15, 0.1, 0.08, 0.07, 0.08, 0.07])

@@ -1,4 +1,4 @@
-"""Vectorised node deduplication for ``graph.sampler.HeteroNeighborSampler``.
+"""Vectorised node deduplication for ``graph.sampling.sampler.HeteroNeighborSampler``.
 
 Sampled nodes are deduplicated per node type with sort/searchsorted only (no hash map, no
 Python loop over nodes), so the same code runs on CPU and CUDA.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from graph.sampler_ops import take
+from graph.sampling.ops import take
 
 
 def first_occurrence_unique(keys: Tensor) -> tuple[Tensor, Tensor, Tensor]:

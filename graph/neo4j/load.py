@@ -28,7 +28,7 @@ import pandas as pd
 
 from graph import schema
 from graph.bundle import ValidatedBundle, aggregate_logins
-from graph.store import DEFAULT_BATCH_BYTES, Columns, GraphStore, records
+from graph.neo4j.store import DEFAULT_BATCH_BYTES, Columns, GraphStore, records
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 

@@ -23,7 +23,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from graph.generator_fraud import (
+from graph.synth.fraud import (
     BUST_OUT,
     CANCELLED,
     CHARGEBACK,
@@ -37,7 +37,7 @@ from graph.generator_fraud import (
     OrderBatch,
     RolePlan,
 )
-from graph.generator_rings import SyncPlan
+from graph.synth.rings import SyncPlan
 
 
 def last_quarter(start: int, end: int) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from graph.generator_fraud import (
+from graph.synth.fraud import (
     BUST_OUT,
     BUST_OUT_SPIKE,
     CANCELLED,

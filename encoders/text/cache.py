@@ -1,4 +1,4 @@
-"""On-disk embedding cache for :mod:`encoders.text`.
+"""On-disk embedding cache for :mod:`encoders.text.encoder`.
 
 Review texts are re-encoded on every feature build (nightly graph refreshes, training
 runs, back-fills), yet almost all of them were already seen. Transformer inference is the

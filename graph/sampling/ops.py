@@ -1,4 +1,4 @@
-"""Vectorised kernels behind ``graph.sampler.HeteroNeighborSampler``, in plain torch.
+"""Vectorised kernels behind ``graph.sampling.sampler.HeteroNeighborSampler``, in plain torch.
 
 PyG's own neighbour-sampling kernels live in ``pyg-lib`` / ``torch-sparse``, which have no
 PyPI wheels for our torch build. Everything here is written with stock tensor ops (sort,
