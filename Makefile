@@ -17,9 +17,9 @@ TEST_ENV := RISKGRAPH_STATE_DIR=$${RISKGRAPH_TEST_STATE_DIR:-$$HOME/.local/state
 
 .PHONY: install system-deps demo test test-fast lint neo4j-start neo4j-stop clean bench-env
 
-system-deps:  ## Java 17 and Maven run Neo4j; installed from Debian's packages when missing
-	@command -v java >/dev/null && command -v mvn >/dev/null || \
-	  (apt-get update -q && apt-get install -y -q openjdk-17-jre-headless maven)
+system-deps:  ## Java 17 and Maven run Neo4j, chromium renders the report; from Debian when missing
+	@command -v java >/dev/null && command -v mvn >/dev/null && command -v chromium >/dev/null || \
+	  (apt-get update -q && apt-get install -y -q openjdk-17-jre-headless maven chromium)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
