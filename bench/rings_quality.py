@@ -3,7 +3,7 @@
     PYTHONPATH=$PWD .venv/bin/python bench/rings_quality.py --users 20000 --seed 3
 
 Generates the bundle (``GeneratorConfig.realistic`` plus camouflage), encodes the reviews with
-the project's int8 BERT encoder for the near-duplicate counts, and takes risk from a cheaper
+the project's int8 BERT encoder for the near-duplicate copy groups, and takes risk from a cheaper
 model than the GNN: gradient boosting on own + neighbour-aggregated user features, fitted on
 the *observed* (late, partial) labels, out-of-fold for every user (5 folds). Then every ring
 configuration named on the command line runs on the same graph and risk, and a table of ring
@@ -40,6 +40,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "CPM + dense blocks": {"method": "both"},
     "device evidence only": {"kinds": ("device",), "kind_weights": (1.0,)},
     "no purity (rarity only)": {"purity": False},
+    "no copy-text rings": {"copy_ring_repeat": 0.0},
 }
 
 
@@ -80,14 +81,14 @@ def main() -> None:
     truth = pd.read_csv(folder / "truth.csv", dtype={"user_id": str})
     planted = pd.read_csv(folder / "rings.csv", dtype=str)
     typology = ring_typologies(planted, truth)
-    inputs = folder / "rings-inputs.npz"  # risk and near-duplicates, kept for reruns
+    inputs = folder / "rings-inputs-v2.npz"  # risk and copy groups, kept for reruns
     source = "GBM out-of-fold on observed labels"
     if args.scores is not None:
         scores = pd.read_parquet(args.scores).set_index("user_id")["risk_score"]
         risk = scores.reindex(g.ids["user"]).fillna(0.0).to_numpy(np.float64)
         near = (
-            np.load(args.workdir / "near-dups.npz")["near"]
-            if (args.workdir / "near-dups.npz").exists()
+            np.load(folder / "copy-groups.npz")["near"]
+            if (folder / "copy-groups.npz").exists()
             else None
         )
         source = f"stored GNN scores ({args.scores.name})"
@@ -101,11 +102,11 @@ def main() -> None:
                                 device="cpu", quantize_int8=True)  # fmt: skip
         features = build_features(g, encoder)
         assert features.text is not None
-        near = features.text.review_near_dups
+        near = features.text.review_copy_groups
         if args.scores is None:
             risk = oof_risk(g, features, args.seed)
             np.savez(inputs, risk=risk, near=near)
-        np.savez(args.workdir / "near-dups.npz", near=near)
+        np.savez(folder / "copy-groups.npz", near=near)
     fraud = truth.set_index("user_id")["fraud"].reindex(g.ids["user"]).to_numpy(np.float64)
     print(f"{args.users:,} users, {planted.ring_id.nunique()} planted rings "
           f"({typology.value_counts().to_dict()}); risk: {source}, "

@@ -335,14 +335,14 @@ def read_planted(path: Path) -> tuple[pd.DataFrame, pd.Series | None]:
 
 
 def rings_from_store(
-    store: GraphStore, settings: Settings, graph: GraphExport, near_dups: np.ndarray | None
+    store: GraphStore, settings: Settings, graph: GraphExport, copy_groups: np.ndarray | None
 ) -> tuple[Rings, pd.DataFrame]:
     """Rings from the risk scores stored on the users; links and rings written back."""
     risk_cols = store.read_columns(RISK)
     risk = np.zeros(len(graph.ids["user"]))
     pos = graph.index_of("user", np.asarray(risk_cols.get("id", []), dtype=object))
     risk[pos[pos >= 0]] = np.asarray(risk_cols.get("risk", []), dtype=np.float64)[pos >= 0]
-    rings = detect_rings(graph, risk, near_dups, ring_config(settings))
+    rings = detect_rings(graph, risk, copy_groups, ring_config(settings))
     replace_links(store, rings, graph.ids["user"], settings.write_batch_size)
     return rings, write_rings(store, rings)
 
@@ -357,8 +357,8 @@ def run_rings(
     truth is known (``truth_path`` or the graph's TruthRingMember nodes), the match figures.
     """
     ctx = ctx or load_context(store, settings, console)
-    near = ctx.features.text.review_near_dups if ctx.features.text else None
-    rings, written = rings_from_store(store, settings, ctx.graph, near)
+    copies = ctx.features.text.review_copy_groups if ctx.features.text else None
+    rings, written = rings_from_store(store, settings, ctx.graph, copies)
     if truth_path is not None:
         planted, typology = read_planted(truth_path)
     else:

@@ -114,3 +114,23 @@ def test_near_duplicates_count_same_merchant_within_the_window_only() -> None:
     # different text; row 4 is the same text on another merchant.
     counts = near_duplicate_counts(emb, merchant, ts, window_ms=30 * day)
     assert counts.tolist() == [1, 1, 0, 0, 0]
+
+
+def test_copy_groups_join_chains_of_copies_and_keep_texts_and_merchants_apart() -> None:
+    """A paraphrase chain (x ~ y ~ z, x not ~ z) is one copy group; another text, and the same
+    text at another merchant, are other groups; a review without copies has none (-1)."""
+    from encoders.text.features import near_duplicates
+
+    def unit(angle: float) -> np.ndarray:
+        return np.array([np.cos(angle), np.sin(angle), 0.0], dtype=np.float32)
+
+    step = 0.3  # cos 0.3 = 0.955 >= 0.92 between neighbours, cos 0.6 = 0.825 across the chain
+    other = np.array([0.0, 0.0, 1.0], dtype=np.float32)
+    emb = np.stack([unit(0), unit(step), unit(2 * step), other, other, unit(0), unit(1.5)])
+    merchant = np.array([0, 0, 0, 0, 0, 1, 0])
+    counts, groups = near_duplicates(emb, merchant, np.zeros(7, dtype=np.int64))
+    assert counts.tolist() == [1, 2, 1, 1, 1, 0, 0]
+    assert groups[0] == groups[1] == groups[2] >= 0
+    assert groups[3] == groups[4] >= 0 and groups[3] != groups[0]
+    assert groups[5] == -1 and groups[6] == -1
+    assert sorted(set(groups[groups >= 0].tolist())) == [0, 1]  # dense ids

@@ -130,3 +130,20 @@ def test_match_planted_counts_rings_members_and_typologies() -> None:
     assert (q["recall"], q["precision"], q["found"]) == (0.5, 0.5, 1.0)
     assert q["member_precision"] == 4 / 6 and q["member_recall"] == 4 / 7
     assert (q["recall_farm"], q["recall_review"]) == (1.0, 0.0)
+
+
+def test_a_review_farm_is_a_ring_by_its_copies_alone_and_one_off_praise_is_not() -> None:
+    """f1-f4 each post one template twice at mShop (copy group 0) and the model scores them
+    legit; forty customers each write the same short praise once (copy group 1)."""
+    farm = [f"f{i}" for i in range(1, 5)]
+    crowd = [f"x{i:02d}" for i in range(40)]
+    reviews = [(u, "mShop") for u in farm for _ in range(2)] + [(u, "mShop") for u in crowd]
+    g = _graph(farm + crowd, [], [], reviews)
+    copy_groups = np.array([0] * 8 + [1] * 40)
+    risk = np.full(len(g.ids["user"]), 0.01)
+    found = detect_rings(g, risk, copy_groups, RingConfig())
+    assert _groups(found) == [farm]
+    assert found.rings.loc[0, "method"] == "copied_text"
+    assert found.rings.loc[0, "evidence_text"] == 0  # accounts under the risk floor form no links
+    off = detect_rings(g, risk, copy_groups, RingConfig(copy_ring_repeat=0.0))
+    assert len(off.rings) == 0

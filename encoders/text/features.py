@@ -3,7 +3,9 @@
 Review rings post copied or lightly paraphrased five-star reviews on one merchant's products.
 For each review we count the other reviews of the same merchant whose embedding has cosine
 above ``threshold``: blocked matrix products within each merchant's reviews, never all pairs
-over the whole corpus.
+over the whole corpus. The same pass groups the copies: reviews joined by near-duplicate pairs
+form one *copy group* (one piece of text copied around a merchant), which ties its authors to
+each other far more precisely than "both copied something at this merchant".
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 import torch
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from graph.export import GraphExport
 
@@ -38,6 +42,7 @@ class TextFeatures:
     embeddings: dict[str, np.ndarray]
     scalars: dict[str, pd.DataFrame]
     review_near_dups: np.ndarray  # per review: near-duplicates on the same merchant
+    review_copy_groups: np.ndarray  # per review: its copy group, -1 when it has no near-duplicate
 
 
 def _mean_by(index: np.ndarray, emb: np.ndarray, n: int) -> np.ndarray:
@@ -67,9 +72,31 @@ def near_duplicate_counts(
     Shapes:
         emb: (n, d) float32, rows L2-normalised; group: (n,) int64; ts: (n,) epoch ms.
     """
+    return near_duplicates(emb, group, ts, threshold=threshold, window_ms=window_ms, block=block)[0]
+
+
+def near_duplicates(
+    emb: np.ndarray,
+    group: np.ndarray,
+    ts: np.ndarray | None = None,
+    *,
+    threshold: float = 0.92,
+    window_ms: int = 30 * 86_400_000,
+    block: int = 2048,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: its near-duplicate count (see :func:`near_duplicate_counts`) and its copy group.
+
+    A copy group is a connected component of the near-duplicate pairs (ids dense from 0; -1
+    for a row without near-duplicates). To keep memory linear, each row contributes two
+    pairs, to its first and its last near-duplicate in the group's order; a clique of copies,
+    or a chain of paraphrases, stays one component.
+    """
     counts = np.zeros(len(emb), dtype=np.int64)
+    copies = np.full(len(emb), -1, dtype=np.int64)
     if len(emb) == 0:
-        return counts
+        return counts, copies
+    firsts = np.full(len(emb), -1, dtype=np.int64)  # positions in ``order``
+    lasts = np.full(len(emb), -1, dtype=np.int64)
     order = np.argsort(group, kind="stable")
     sorted_group = group[order]
     bounds = np.flatnonzero(np.diff(sorted_group)) + 1
@@ -86,9 +113,28 @@ def near_duplicate_counts(
             rows = slice(b, min(b + block, end))
             sims = vectors[rows] @ members.T
             close = (times[rows, None] - times[None, start:end]).abs() <= window_ms
-            hits = ((sims >= threshold) & close).sum(dim=1) - 1  # minus itself
+            mask = (sims >= threshold) & close
+            own = torch.arange(rows.stop - rows.start)
+            mask[own, own + (rows.start - start)] = False  # not a copy of itself
+            hits = mask.sum(dim=1)
             counts[order[rows]] = hits.numpy()
-    return counts
+            width = mask.shape[1]
+            first = mask.to(torch.uint8).argmax(dim=1).numpy() + start
+            last = width - 1 - mask.flip(1).to(torch.uint8).argmax(dim=1).numpy() + start
+            has = hits.numpy() > 0
+            firsts[rows.start : rows.stop] = np.where(has, first, -1)
+            lasts[rows.start : rows.stop] = np.where(has, last, -1)
+    has = firsts >= 0
+    if has.any():
+        pos = np.flatnonzero(has)
+        src = np.concatenate([pos, pos])
+        dst = np.concatenate([firsts[pos], lasts[pos]])
+        n = len(order)
+        pairs = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n, n))
+        _, label = connected_components(pairs, directed=False)
+        dense = np.unique(label[has], return_inverse=True)[1]
+        copies[order[pos]] = dense
+    return counts, copies
 
 
 def text_features(
@@ -109,7 +155,7 @@ def text_features(
         .fillna(0)
         .to_numpy(np.int64)
     )
-    near = near_duplicate_counts(emb, merchants, ts[: len(texts)])
+    near, copy_groups = near_duplicates(emb, merchants, ts[: len(texts)])
     has_dup = (near > 0).astype(np.float64)
     user_reviews = np.bincount(users, minlength=n_u).astype(np.float64)
     merchant_reviews = np.bincount(merchants[merchants >= 0], minlength=n_m).astype(np.float64)
@@ -146,4 +192,4 @@ def text_features(
         "product": _mean_by(products, emb, n_p),
         "merchant": _mean_by(merchants[merchants >= 0], emb[merchants >= 0], n_m),
     }
-    return TextFeatures(embeddings, scalars, near)
+    return TextFeatures(embeddings, scalars, near, copy_groups)

@@ -1,9 +1,14 @@
 """From evidence links to rings an investigator can work with.
 
-``detect_rings`` takes the graph, a risk array and (optionally) per-review near-duplicate
-counts; it imports nothing from the model side, so any risk score can drive it. GNN risk
-ranks and prunes: only accounts at or above ``risk_threshold`` can be ring members, and hubs
-count by how risky their accounts are (see :mod:`graph.rings.linkage`).
+``detect_rings`` takes the graph, a risk array and (optionally) per-review copy groups; it
+imports nothing from the model side, so any risk score can drive it. GNN risk ranks and
+prunes: only accounts at or above the member floor can be ring members, and hubs count by how
+risky their accounts are (see :mod:`graph.rings.linkage`).
+
+One kind of ring is found without risk: a review farm, whose accounts each post the same
+text several times at one merchant. Chargebacks and refunds, where labels come from, never
+mark such accounts, so a label-trained risk score cannot support them; the copying itself is
+the evidence (:func:`copy_rings`).
 """
 
 from __future__ import annotations
@@ -96,32 +101,54 @@ def block_groups(g: GraphExport, risk: np.ndarray, cfg: RingConfig) -> list[np.n
     return [risky[b] for b in blocks]
 
 
+def copy_rings(g: GraphExport, copy_groups: np.ndarray | None, cfg: RingConfig) -> list[np.ndarray]:
+    """Authors of one copy group who post its text repeatedly: a review farm.
+
+    A group qualifies when it has ``min_size`` to ``max_size`` distinct authors and they post
+    on average at least ``copy_ring_repeat`` of its copies each. Customers who happen to write
+    the same short praise post it once each (their mean is 1.0, however many they are).
+    """
+    if copy_groups is None or cfg.copy_ring_repeat <= 0 or not (copy_groups >= 0).any():
+        return []
+    reviews = g.edges[("user", "reviewed", "product")]
+    if len(copy_groups) != len(reviews):
+        return []
+    copied = copy_groups >= 0
+    frame = pd.DataFrame({"c": copy_groups[copied], "u": reviews["src"].to_numpy(np.int64)[copied]})
+    stats = frame.groupby("c")["u"].agg(["nunique", "size"])
+    ok = (
+        (stats["nunique"] >= cfg.min_size)
+        & (stats["nunique"] <= cfg.max_size)
+        & (stats["size"] >= cfg.copy_ring_repeat * stats["nunique"])
+    )
+    chosen = frame[frame["c"].isin(stats.index[ok])].drop_duplicates()
+    return [np.sort(grp["u"].to_numpy(np.int64)) for _, grp in chosen.groupby("c", sort=True)]
+
+
 def combine(
-    communities: list[np.ndarray], blocks: list[np.ndarray], n_users: int, min_size: int
+    found: list[tuple[str, list[np.ndarray]]], n_users: int, min_size: int
 ) -> tuple[list[np.ndarray], list[str]]:
-    """Communities first; a dense block adds its members that no community holds yet."""
+    """Communities first; a later method's group adds its members that no ring holds yet."""
     taken = np.zeros(n_users, dtype=bool)
     out, methods = [], []
-    for grp in communities:
-        out.append(grp)
-        methods.append("communities")
-        taken[grp] = True
-    for blk in blocks:
-        rest = blk[~taken[blk]]
-        if len(rest) >= min_size and len(rest) >= len(blk) / 2:
-            out.append(np.sort(rest))
-            methods.append("dense")
-            taken[rest] = True
+    for method, groups in found:
+        for grp in groups:
+            rest = grp[~taken[grp]]
+            if method == "communities" or (len(rest) >= min_size and len(rest) >= len(grp) / 2):
+                out.append(np.sort(rest))
+                methods.append(method)
+                taken[rest] = True
     return out, methods
 
 
 def detect_rings(
     g: GraphExport,
     risk: np.ndarray,
-    near_dups: np.ndarray | None = None,
+    copy_groups: np.ndarray | None = None,
     cfg: RingConfig | None = None,
 ) -> Rings:
-    """Rings from evidence linkage, pruned and ranked by ``risk`` (one value per user)."""
+    """Rings from evidence linkage, pruned and ranked by ``risk`` (one value per user), plus
+    review farms found by their copied text (``copy_groups``: per review, its copy group)."""
     import time
 
     cfg = cfg or RingConfig()
@@ -129,12 +156,16 @@ def detect_rings(
     n_users = len(g.ids["user"])
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    links = build_links(g, risk, near_dups, cfg)
+    links = build_links(g, risk, copy_groups, cfg)
     timings["linkage"] = time.perf_counter() - started
     started = time.perf_counter()
     communities = ring_groups(links, risk, n_users, cfg) if cfg.method != "dense" else []
     blocks = block_groups(g, risk, cfg) if cfg.method != "communities" else []
-    groups, methods = combine(communities, blocks, n_users, cfg.min_size)
+    copies = copy_rings(g, copy_groups, cfg)
+    groups, methods = combine(
+        [("communities", communities), ("dense", blocks), ("copied_text", copies)],
+        n_users, cfg.min_size,
+    )  # fmt: skip
     timings["rings"] = time.perf_counter() - started
     clock = as_of(g)
     rings, members, centres = describe(g, risk, links, groups, methods, clock)

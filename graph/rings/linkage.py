@@ -1,7 +1,8 @@
 """Evidence links between accounts: who is tied to whom, how strongly, and why.
 
 Each kind of evidence is a set of *hubs* that accounts share: a device, a (merchant, time
-window) cell, a merchant's copied review text, a (creation window, merchant) pair. A hub shared
+window) cell, one piece of review text copied around a merchant (a copy group), a (creation
+window, merchant) pair. A hub shared
 by ``n`` accounts adds ``(n - 1) ** -p`` to each of its pairs (rarity: two accounts on one
 device tie strongly, a kiosk used by 300 barely), and the pair weights of one kind are one
 sparse product ``B diag(w) B^T``. Only accounts at or above a risk floor take part, but hub
@@ -121,7 +122,7 @@ def _per_hub(codes: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _kind_incidences(
-    g: GraphExport, near_dups: np.ndarray | None, cfg: RingConfig
+    g: GraphExport, copy_groups: np.ndarray | None, cfg: RingConfig
 ) -> dict[str, tuple[sp.csr_matrix, np.ndarray | None]]:
     """(users x hubs matrix, per-hub discount) per evidence kind the graph can support."""
     n = len(g.ids["user"])
@@ -149,11 +150,12 @@ def _kind_incidences(
             _incidence(act_user[ok], codes, n),
             _per_hub(codes, popular[act_merchant[ok]]),
         )
-    if "text" in cfg.kinds and near_dups is not None and len(near_dups) == len(reviews):
+    if "text" in cfg.kinds and copy_groups is not None and len(copy_groups) == len(reviews):
+        # the hub is the copied text itself: authors of one template tie strongly, while a
+        # generic "Great product!" written by a hundred customers barely ties anyone (rarity)
         r_user = reviews["src"].to_numpy(np.int64)
-        r_merchant = merchant_of[reviews["dst"].to_numpy(np.int64)]
-        copied = (near_dups >= cfg.min_near_dups) & (r_merchant >= 0)
-        out["text"] = (_incidence(r_user[copied], _hub_codes(r_merchant[copied]), n), None)
+        copied = copy_groups >= 0
+        out["text"] = (_incidence(r_user[copied], copy_groups[copied], n), None)
     if "burst" in cfg.kinds:
         created = _ms(g.nodes["user"]["created_at"])
         bucket = created // (cfg.burst_window_s * MS)
@@ -170,15 +172,16 @@ def _ms(column: pd.Series) -> np.ndarray:
 
 
 def build_links(
-    g: GraphExport, risk: np.ndarray, near_dups: np.ndarray | None, cfg: RingConfig
+    g: GraphExport, risk: np.ndarray, copy_groups: np.ndarray | None, cfg: RingConfig
 ) -> Links:
     """Weighted evidence links among accounts at or above ``cfg.link_risk_floor``.
 
     Args:
         g: the exported graph.
         risk: per user (aligned with ``g.ids['user']``), a fraud probability in [0, 1].
-        near_dups: per review (aligned with the reviewed edges), how many near-duplicate
-            texts it has on the same merchant; ``None`` switches text evidence off.
+        copy_groups: per review (aligned with the reviewed edges), its copy group (reviews of
+            one merchant joined by near-duplicate text; -1: none); ``None`` switches text
+            evidence off.
         cfg: weights and thresholds.
     """
     risk = np.asarray(risk, dtype=np.float64)
@@ -188,7 +191,7 @@ def build_links(
     total: sp.csr_matrix | None = None
     ring_total: sp.csr_matrix | None = None
     per_kind: dict[str, sp.csr_matrix] = {}
-    for kind, (inc, discount) in _kind_incidences(g, near_dups, cfg).items():
+    for kind, (inc, discount) in _kind_incidences(g, copy_groups, cfg).items():
         rarity, pure, count = _pairs(inc, keep, risky, cfg, discount)
         if kind in ("sync", "burst"):  # repeated over several hubs, or not alike at all
             repeated = count.copy()
@@ -199,10 +202,10 @@ def build_links(
         per_kind[kind] = rarity * scale
         total = per_kind[kind] if total is None else total + per_kind[kind]
         ring_total = pure * scale if ring_total is None else ring_total + pure * scale
-    if total is None or ring_total is None:
+    coo = total.tocoo() if total is not None else None
+    if coo is None or ring_total is None or coo.nnz == 0:  # no evidence, or no one above the floor
         empty = np.zeros(0, dtype=np.int64)
-        return Links(empty, empty, np.zeros(0), np.zeros(0), {})
-    coo = total.tocoo()
+        return Links(empty, empty, np.zeros(0), np.zeros(0), {k: np.zeros(0) for k in per_kind})
     src, dst = keep[coo.row], keep[coo.col]
     order = top_links(src, dst, coo.data, len(risk), cfg.top_links)
     rows, cols = coo.row[order], coo.col[order]
