@@ -21,6 +21,7 @@ from rich.table import Table
 from typer._click.core import Context as ClickContext  # typer >= 0.29 vendors its click
 from typer.core import TyperGroup
 
+from graph import schema
 from graph.files import PRIVATE_UMASK
 from serving.errors import Server, describe
 from serving.settings import Settings
@@ -451,7 +452,7 @@ def ring(ring_id: Annotated[str, typer.Argument(help="a ring id, e.g. ring-1a2b3
         report = ring_report(store, ring_id)
     if report is None:
         _fail(
-            f"no ring {ring_id!r} (list them: riskgraph cypher 'MATCH (r:Ring) RETURN r.ring_id')"
+            f"no ring {ring_id!r} (list them: riskgraph cypher 'MATCH (r:{schema.RING}) RETURN r.ring_id')"
         )
         return
     print_ring(report, console)

@@ -14,7 +14,8 @@ from torch import Tensor, nn
 from torch_geometric.nn import HeteroConv
 from torch_geometric.utils import trim_to_layer
 
-from training.blocks import EdgeType, blocked_layer, blocks, relations
+from graph.schema import EdgeType
+from training.blocks import blocked_layer, blocks, relations
 from training.convs import EdgeSAGEConv
 
 

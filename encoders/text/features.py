@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from graph import schema
 from graph.export import GraphExport
 
 
@@ -95,7 +96,7 @@ def text_features(
     g: GraphExport, encoder: TextEncoder, *, show_progress: bool = False
 ) -> TextFeatures:
     """Encode every review once and aggregate onto users, products and merchants."""
-    reviews = g.edges[("user", "reviewed", "product")]
+    reviews = g.edges[schema.REVIEWED_EDGE]
     texts = reviews["text"].fillna("").astype(str).tolist() if "text" in reviews else []
     emb = encoder.encode(texts, show_progress=show_progress).astype(np.float32)
     emb = emb.reshape(len(texts), encoder.dim)

@@ -9,18 +9,19 @@ from typing import LiteralString
 
 import pandas as pd
 
+from graph import schema
 from graph.neo4j.store import GraphStore, ProgressFn, records
 
-USER_SCORES: LiteralString = """
+USER_SCORES: LiteralString = f"""
 UNWIND $rows AS row
-MATCH (u:User {user_id: row.user_id})
+MATCH (u:{schema.USER} {{user_id: row.user_id}})
 SET u.risk_score = row.risk_score, u.default_probability = row.default_probability,
     u.credit_score = row.credit_score, u.risk_band = row.risk_band, u.reasons = row.reasons,
     u.score_version = $version, u.scored_at = datetime($scored_at)
 """
-MERCHANT_SCORES: LiteralString = """
+MERCHANT_SCORES: LiteralString = f"""
 UNWIND $rows AS row
-MATCH (m:Merchant {merchant_id: row.merchant_id})
+MATCH (m:{schema.MERCHANT} {{merchant_id: row.merchant_id}})
 SET m.risk_score = row.risk_score, m.score_version = $version, m.scored_at = datetime($scored_at)
 """
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from graph import schema
 from graph.synth import fraud, rings
 from graph.synth.config import GeneratorConfig
 from graph.synth.fraud import (
@@ -22,8 +23,8 @@ COUNTRIES = np.array(["US", "GB", "DE", "FR", "PL", "ES", "BR", "IN"])
 COUNTRY_WEIGHTS = np.array([0.3, 0.15, 0.15, 0.1, 0.08, 0.07, 0.08, 0.07])
 CATEGORY_WEIGHTS = np.array([0.16, 0.2, 0.15, 0.1, 0.1, 0.09, 0.1, 0.1])
 CATEGORY_MEDIAN_PRICE = np.array([120.0, 40.0, 50.0, 25.0, 12.0, 30.0, 45.0, 15.0])
-DEVICE_KINDS = np.array(["ios", "android", "web", "other"])
-STATUS_NAMES = np.array(["paid", "refunded", "chargeback", "cancelled"])
+DEVICE_KINDS = np.array(schema.DEVICE_KINDS)
+STATUS_NAMES = np.array(schema.ORDER_STATUSES)  # indexed by the codes in graph.synth.fraud
 OWN, HOUSEHOLD, PUBLIC, FARM_DEVICE, TAKEOVER_DEVICE, RING_DEVICE = 0, 1, 2, 3, 4, 5
 
 
