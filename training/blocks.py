@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import HeteroConv
 
 from graph.schema import EdgeType
+from training.layer import combine
 
 
 @dataclass
@@ -101,7 +102,7 @@ def block_layer(
 ) -> Tensor:  # fmt: skip
     """The layer's output for the block's destinations from their input states and their
     sources' (``src_h[k]``: the k-th relation's distinct sources): the relations' messages
-    summed, then the residual and LayerNorm, as ``HeteroRiskGNN.encode`` does."""
+    summed, then ``training.layer.combine``, as ``HeteroRiskGNN.encode`` does."""
     out: Tensor | None = None
     for et, sources, edge_index, attr in zip(
         block.edge_types, src_h, block.edge_index, block.attr, strict=True
@@ -109,8 +110,7 @@ def block_layer(
         msg = conv.convs[et]((sources, dst_h), edge_index, attr)
         out = msg if out is None else out + msg
     assert out is not None
-    result: Tensor = norms[block.node_type](dst_h + dropout(torch.relu(out)))
-    return result
+    return combine(norms[block.node_type], dropout, dst_h, out)
 
 
 def blocked_layer(
