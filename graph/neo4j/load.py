@@ -28,7 +28,8 @@ import pandas as pd
 
 from graph import schema
 from graph.bundle import ValidatedBundle, aggregate_logins
-from graph.neo4j.store import DEFAULT_BATCH_BYTES, Columns, GraphStore, records
+from graph.limits import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_SIZE
+from graph.neo4j.store import Columns, GraphStore, records
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
@@ -197,7 +198,6 @@ WRITES: tuple[Write, ...] = (
 )
 
 # Rows per write transaction, chosen by measurement (bench/graph_io_bench.py --batch-sizes).
-DEFAULT_BATCH_SIZE = 10_000
 
 
 @dataclass

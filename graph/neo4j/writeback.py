@@ -10,6 +10,7 @@ from typing import LiteralString
 import pandas as pd
 
 from graph import schema
+from graph.limits import DEFAULT_BATCH_SIZE
 from graph.neo4j.store import GraphStore, ProgressFn, records
 
 USER_SCORES: LiteralString = f"""
@@ -31,7 +32,7 @@ def write_user_scores(
     scores: pd.DataFrame,
     version: str,
     scored_at: str,
-    batch_size: int = 10_000,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     progress: ProgressFn | None = None,
 ) -> int:
     """SET risk_score, default_probability, credit_score, risk_band, reasons on every user."""
@@ -44,7 +45,11 @@ def write_user_scores(
 
 
 def write_merchant_scores(
-    store: GraphStore, scores: pd.DataFrame, version: str, scored_at: str, batch_size: int = 10_000
+    store: GraphStore,
+    scores: pd.DataFrame,
+    version: str,
+    scored_at: str,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> int:
     return store.write_batches(
         MERCHANT_SCORES, records(scores), batch_size, version=version, scored_at=scored_at
