@@ -19,7 +19,7 @@ from serving.errors import Server, describe
 from serving.queries import ParamError, json_line, parse_params
 from serving.query_guard import _refusals, function_allowed, procedure_allowed
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- --param typing (item 7) ------------------------------------------------------------
