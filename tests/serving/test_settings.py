@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from typer.testing import CliRunner
 
 from encoders.text.model_path import DEFAULT_MODEL
 from graph.limits import DEFAULT_BATCH_SIZE
 from graph.neo4j.server import LocalNeo4jConfig
 from graph.rings.config import RingConfig
+from serving.cli import app
 from serving.settings import Settings, with_overrides
 from training.config import TrainConfig
 from training.scorecard import ScoreScale
@@ -60,3 +64,12 @@ def test_overrides_are_validated_and_keep_the_rest() -> None:
         with_overrides(base, split="bogus")
     with pytest.raises(ValueError, match="--folds"):
         with_overrides(base, folds=0)
+
+
+def test_a_bad_option_fails_before_any_work(tmp_path: Path) -> None:
+    """`train --split bogus` is refused at once (exit 2, naming the option), before the
+    command connects to Neo4j or imports torch: the port here has no server."""
+    env = {"RISKGRAPH_STATE_DIR": str(tmp_path), "RISKGRAPH_NEO4J_PORT": "1"}
+    out = CliRunner().invoke(app, ["train", "--split", "bogus"], env=env)
+    assert out.exit_code == 2
+    assert "--split 'bogus'" in out.output and "crossfit|time|stratified" in out.output
