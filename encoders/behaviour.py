@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from graph import schema
 from graph.export import GraphExport
 
 MS_PER_DAY = 86_400_000.0
@@ -38,7 +39,7 @@ def reference_time(g: GraphExport) -> int:
     """'Now' for ages and recency windows: the cutoff of an ``as_of`` view, else the latest event."""
     if g.cutoff_ms is not None:
         return int(g.cutoff_ms)
-    orders = g.edges[("user", "ordered", "product")]
+    orders = g.edges[schema.ORDERED_EDGE]
     ts = _timestamps(orders, "ts")
     created = _timestamps(g.nodes["user"], "created_at")
     return int(max(ts.max(initial=0), created.max(initial=0)))
@@ -48,7 +49,7 @@ def user_features(g: GraphExport) -> pd.DataFrame:
     """Per user: spend, velocity, refunds, chargebacks, device sharing, age, reviews, ``feat_*``."""
     n = len(g.ids["user"])
     now = reference_time(g)
-    orders = g.edges[("user", "ordered", "product")]
+    orders = g.edges[schema.ORDERED_EDGE]
     u = orders["src"].to_numpy(np.int64)
     amount = pd.to_numeric(orders["amount"], errors="coerce").fillna(0).to_numpy(np.float64)
     status = orders["status"].to_numpy(dtype=object)
@@ -61,7 +62,7 @@ def user_features(g: GraphExport) -> pd.DataFrame:
         "mean_amount": _ratio(spend, n_orders),
         "max_amount": _group_max(u, amount, n),
     }
-    for st in ("refunded", "chargeback", "cancelled"):
+    for st in (schema.REFUNDED, schema.CHARGEBACK, schema.CANCELLED):
         feats[f"{st}_rate"] = _ratio(_count(u, n, (status == st).astype(float)), n_orders)
     for days in (1, 7, 30):
         recent = (ts >= now - days * MS_PER_DAY).astype(float)
@@ -81,7 +82,7 @@ def user_features(g: GraphExport) -> pd.DataFrame:
         np.isfinite(first_order), (first_order - created) / MS_PER_DAY, -1.0
     )
 
-    uses = g.edges[("user", "uses", "device")]
+    uses = g.edges[schema.USES_EDGE]
     uu = uses["src"].to_numpy(np.int64)
     dd = uses["dst"].to_numpy(np.int64)
     users_per_device = _count(dd, len(g.ids["device"]))
@@ -91,7 +92,7 @@ def user_features(g: GraphExport) -> pd.DataFrame:
     logins = pd.to_numeric(uses.get("logins", pd.Series(dtype=float)), errors="coerce").fillna(0)
     feats["n_logins"] = _count(uu, n, logins.to_numpy(np.float64))
 
-    reviews = g.edges[("user", "reviewed", "product")]
+    reviews = g.edges[schema.REVIEWED_EDGE]
     ru = reviews["src"].to_numpy(np.int64)
     rp = reviews["dst"].to_numpy(np.int64)
     rating = pd.to_numeric(reviews["rating"], errors="coerce").fillna(0).to_numpy(np.float64)
@@ -112,9 +113,9 @@ def merchant_features(g: GraphExport) -> pd.DataFrame:
     """Per merchant: catalogue size, sales, refund/chargeback rates, ratings, age, new-account share."""
     n = len(g.ids["merchant"])
     now = reference_time(g)
-    sold_by = g.edges[("product", "sold_by", "merchant")]
+    sold_by = g.edges[schema.SOLD_BY_EDGE]
     merchant_of = g.merchant_of_product()
-    orders = g.edges[("user", "ordered", "product")]
+    orders = g.edges[schema.ORDERED_EDGE]
     m = merchant_of[orders["dst"].to_numpy(np.int64)]
     ok = m >= 0
     m = m[ok]
@@ -127,15 +128,17 @@ def merchant_features(g: GraphExport) -> pd.DataFrame:
         "n_products": _count(sold_by["dst"].to_numpy(np.int64), n),
         "n_orders": n_orders,
         "sales": _count(m, n, amount),
-        "refund_rate": _ratio(_count(m, n, (status == "refunded").astype(float)), n_orders),
-        "chargeback_rate": _ratio(_count(m, n, (status == "chargeback").astype(float)), n_orders),
+        "refund_rate": _ratio(_count(m, n, (status == schema.REFUNDED).astype(float)), n_orders),
+        "chargeback_rate": _ratio(
+            _count(m, n, (status == schema.CHARGEBACK).astype(float)), n_orders
+        ),
         "new_account_share": _ratio(
             _count(m, n, ((ts - buyer_created) < 7 * MS_PER_DAY).astype(float)), n_orders
         ),
         "age_days": np.maximum(now - _timestamps(g.nodes["merchant"], "created_at"), 0)
         / MS_PER_DAY,
     }
-    reviews = g.edges[("user", "reviewed", "product")]
+    reviews = g.edges[schema.REVIEWED_EDGE]
     rm = merchant_of[reviews["dst"].to_numpy(np.int64)]
     rok = rm >= 0
     rating = pd.to_numeric(reviews["rating"], errors="coerce").fillna(0).to_numpy(np.float64)[rok]
@@ -149,9 +152,9 @@ def merchant_features(g: GraphExport) -> pd.DataFrame:
 def product_features(g: GraphExport) -> pd.DataFrame:
     """Per product: price, sales, rating statistics."""
     n = len(g.ids["product"])
-    orders = g.edges[("user", "ordered", "product")]
+    orders = g.edges[schema.ORDERED_EDGE]
     p = orders["dst"].to_numpy(np.int64)
-    reviews = g.edges[("user", "reviewed", "product")]
+    reviews = g.edges[schema.REVIEWED_EDGE]
     rp = reviews["dst"].to_numpy(np.int64)
     rating = pd.to_numeric(reviews["rating"], errors="coerce").fillna(0).to_numpy(np.float64)
     n_reviews = _count(rp, n)
@@ -161,7 +164,9 @@ def product_features(g: GraphExport) -> pd.DataFrame:
             "n_orders": _count(p, n),
             "chargeback_rate": _ratio(
                 _count(
-                    p, n, (orders["status"].to_numpy(dtype=object) == "chargeback").astype(float)
+                    p,
+                    n,
+                    (orders["status"].to_numpy(dtype=object) == schema.CHARGEBACK).astype(float),
                 ),
                 _count(p, n),
             ),
@@ -174,10 +179,10 @@ def product_features(g: GraphExport) -> pd.DataFrame:
 def device_features(g: GraphExport) -> pd.DataFrame:
     """Per device: users, logins, orders placed from it, kind (one-hot)."""
     n = len(g.ids["device"])
-    uses = g.edges[("user", "uses", "device")]
+    uses = g.edges[schema.USES_EDGE]
     d = uses["dst"].to_numpy(np.int64)
     logins = pd.to_numeric(uses.get("logins", pd.Series(dtype=float)), errors="coerce").fillna(0)
-    orders = g.edges[("user", "ordered", "product")]
+    orders = g.edges[schema.ORDERED_EDGE]
     order_dev = g.index_of("device", orders["device_id"].fillna("").to_numpy(dtype=object))
     feats = {
         "n_users": _count(d, n),
@@ -185,7 +190,7 @@ def device_features(g: GraphExport) -> pd.DataFrame:
         "n_orders": _count(order_dev[order_dev >= 0], n),
     }
     kind = g.nodes["device"]["kind"].to_numpy(dtype=object)
-    for k in ("ios", "android", "web", "other"):
+    for k in schema.DEVICE_KINDS:
         feats[f"kind_{k}"] = (kind == k).astype(np.float64)
     return pd.DataFrame(feats)
 

@@ -15,8 +15,8 @@ import pandas as pd
 from encoders.behaviour import reference_time
 from graph import schema
 from graph.export import GraphExport
+from graph.schema import EdgeType
 
-EdgeType = tuple[str, str, str]
 DAY_MS = 86_400_000
 STATUSES = schema.ORDER_STATUSES
 

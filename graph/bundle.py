@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from graph.bundle_files import BundleError, find_table, read_table
 from graph.countries import ISO_3166_ALPHA2
+from graph.limits import DEFAULT_MAX_FIELD_BYTES
 from graph.schema import DEVICE_KINDS, ORDER_STATUSES
 
 __all__ = ["BundleError", "ValidatedBundle", "find_table", "read_bundle", "read_raw", "validate"]
@@ -94,7 +95,6 @@ TEXT_COLUMNS: dict[str, tuple[str, ...]] = {
 # (two ids share one key in the ring-member constraint), so ids have a fixed limit.
 MAX_ID_BYTES = 1024
 # Default limit for one free-text value (review text, category): see Settings.max_field_bytes.
-DEFAULT_MAX_FIELD_BYTES = 1 << 20
 
 
 @dataclass

@@ -16,11 +16,10 @@ import pandas as pd
 
 from graph import schema
 from graph.bundle import ValidatedBundle, aggregate_logins
+from graph.schema import EdgeType
 
 if TYPE_CHECKING:  # torch and PyG load only when a graph is built: `riskgraph import` needs neither
     from torch_geometric.data import HeteroData
-
-EdgeType = tuple[str, str, str]
 
 LABEL_COLUMNS = ("fraud", "default", "observed_at")
 
@@ -51,7 +50,7 @@ class GraphExport:
 
     def merchant_of_product(self) -> np.ndarray:
         """Merchant index of every product (-1 when it has none)."""
-        sold_by = self.edges[("product", "sold_by", "merchant")]
+        sold_by = self.edges[schema.SOLD_BY_EDGE]
         out = np.full(len(self.ids["product"]), -1, dtype=np.int64)
         out[sold_by["src"].to_numpy(np.int64)] = sold_by["dst"].to_numpy(np.int64)
         return out
@@ -175,20 +174,20 @@ def as_of(g: GraphExport, cutoff_ms: int) -> GraphExport:
     """
     edges = dict(g.edges)
     for et, col in (
-        (("user", "ordered", "product"), "ts"),
-        (("user", "reviewed", "product"), "ts"),
+        (schema.ORDERED_EDGE, "ts"),
+        (schema.REVIEWED_EDGE, "ts"),
     ):
         frame = edges[et]
         keep = pd.to_numeric(frame[col], errors="coerce").to_numpy(np.float64) <= cutoff_ms
         edges[et] = frame[keep].reset_index(drop=True)
-    uses = edges[("user", "uses", "device")]
+    uses = edges[schema.USES_EDGE]
     first = pd.to_numeric(uses["first_seen"], errors="coerce").to_numpy(np.float64)
     last = pd.to_numeric(uses["last_seen"], errors="coerce").to_numpy(np.float64)
     uses = uses[first <= cutoff_ms].copy()
     spans_cutoff = last[first <= cutoff_ms] > cutoff_ms
     uses.loc[spans_cutoff, "logins"] = 1
     uses.loc[spans_cutoff, "last_seen"] = cutoff_ms
-    edges[("user", "uses", "device")] = uses.reset_index(drop=True)
+    edges[schema.USES_EDGE] = uses.reset_index(drop=True)
     return GraphExport(
         build_data(g.ids, edges), g.ids, g.nodes, edges, labels_known_at(g, cutoff_ms),
         g.feature_keys, cutoff_ms,

@@ -7,7 +7,14 @@ typo in a query is a NameError at import rather than an empty result at run time
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    # PyG's spelling of an edge type; imported for type checking only so that importing the
+    # schema (every CLI command does) never imports torch.
+    from torch_geometric.typing import EdgeType
+else:
+    EdgeType = tuple[str, str, str]  # the same alias as torch_geometric.typing.EdgeType
 
 # Node labels and the property that holds each node's bundle id.
 USER: Final = "User"
@@ -41,6 +48,11 @@ MEMBER_OF: Final = "MEMBER_OF"
 LINKED: Final = "LINKED"  # (:User)-[:LINKED {weight, evidence}]->(:User), evidence linkage
 CENTRES_ON: Final = "CENTRES_ON"  # (:Ring)-[:CENTRES_ON {members}]->(:Device|:Merchant)
 
+# Every label and relationship type a Cypher string may name (tests/graph/test_vocabulary.py
+# fails on any other).
+NODE_LABELS: Final = (USER, MERCHANT, PRODUCT, DEVICE, RING, LABEL, TRUTH_RING)
+RELATIONSHIP_TYPES: Final = (ORDERED, REVIEWED, SOLD_BY, USES, MEMBER_OF, LINKED, CENTRES_ON)
+
 # HeteroData node type names (lower-case, as PyG examples use).
 NODE_TYPES: Final[dict[str, str]] = {
     USER: "user",
@@ -59,11 +71,11 @@ class Relation:
     dst: str
 
     @property
-    def edge_type(self) -> tuple[str, str, str]:
+    def edge_type(self) -> EdgeType:
         return (NODE_TYPES[self.src], self.rel.lower(), NODE_TYPES[self.dst])
 
     @property
-    def rev_edge_type(self) -> tuple[str, str, str]:
+    def rev_edge_type(self) -> EdgeType:
         return (NODE_TYPES[self.dst], f"rev_{self.rel.lower()}", NODE_TYPES[self.src])
 
 
@@ -74,7 +86,19 @@ RELATIONS: Final[tuple[Relation, ...]] = (
     Relation(USER, USES, DEVICE),
 )
 
-ORDER_STATUSES: Final = ("paid", "refunded", "chargeback", "cancelled")
+# HeteroData edge types of the relations, as the feature and ring code index them.
+ORDERED_EDGE: Final[EdgeType] = RELATIONS[0].edge_type  # ("user", "ordered", "product")
+REVIEWED_EDGE: Final[EdgeType] = RELATIONS[1].edge_type  # ("user", "reviewed", "product")
+SOLD_BY_EDGE: Final[EdgeType] = RELATIONS[2].edge_type  # ("product", "sold_by", "merchant")
+USES_EDGE: Final[EdgeType] = RELATIONS[3].edge_type  # ("user", "uses", "device")
+
+# Order statuses (bundle `orders.status`): `cancelled` is an order never paid for.
+PAID: Final = "paid"
+REFUNDED: Final = "refunded"
+CHARGEBACK: Final = "chargeback"
+CANCELLED: Final = "cancelled"
+ORDER_STATUSES: Final = (PAID, REFUNDED, CHARGEBACK, CANCELLED)
+# Device kinds (bundle `devices.kind`).
 DEVICE_KINDS: Final = ("ios", "android", "web", "other")
 
 # Properties written by scoring and read by analysts.

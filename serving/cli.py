@@ -21,9 +21,10 @@ from rich.table import Table
 from typer._click.core import Context as ClickContext  # typer >= 0.29 vendors its click
 from typer.core import TyperGroup
 
+from graph import schema
 from graph.files import PRIVATE_UMASK
 from serving.errors import Server, describe
-from serving.settings import Settings
+from serving.settings import Settings, with_overrides
 
 
 class _OneLineErrors(TyperGroup):
@@ -304,15 +305,16 @@ def train(
     the out-of-fold logits; the scorer is the mean of the fold models. With --compare,
     logistic regression and gradient boosting are fitted on the same folds.
     """
+    settings = _settings()
+    if split is not None:  # checked before the heavy imports below: a bad option fails at once
+        try:
+            settings = with_overrides(settings, split=split)
+        except ValueError as exc:
+            _fail(str(exc), code=2)
     from serving.connect import open_store
     from serving.pipeline import run_train
     from serving.report import metrics_table, print_guard
 
-    settings = _settings()
-    if split is not None:
-        if split not in ("crossfit", "time", "stratified"):
-            _fail(f"--split {split!r}: use crossfit, time or stratified", code=2)
-        settings = settings.model_copy(update={"split": split})
     with open_store(settings) as store:
         result, folder = run_train(
             store, settings, console, compare_baselines=compare, truth_path=truth
@@ -451,7 +453,7 @@ def ring(ring_id: Annotated[str, typer.Argument(help="a ring id, e.g. ring-1a2b3
         report = ring_report(store, ring_id)
     if report is None:
         _fail(
-            f"no ring {ring_id!r} (list them: riskgraph cypher 'MATCH (r:Ring) RETURN r.ring_id')"
+            f"no ring {ring_id!r} (list them: riskgraph cypher 'MATCH (r:{schema.RING}) RETURN r.ring_id')"
         )
         return
     print_ring(report, console)

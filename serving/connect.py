@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from graph.files import private_dir
 from graph.neo4j.server import LocalNeo4j, LocalNeo4jConfig
-from graph.neo4j.store import GraphStore
 from serving.settings import Settings
+
+if TYPE_CHECKING:  # the driver and pandas load only with a command that opens the store
+    from graph.neo4j.store import GraphStore
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ def open_store(settings: Settings, *, start: bool = True) -> GraphStore:
     conn = connection(settings)
     if conn.local and start:
         local_server(settings).start()
+    from graph.neo4j.store import GraphStore
+
     return GraphStore(
         conn.uri,
         conn.user,

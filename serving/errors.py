@@ -8,18 +8,14 @@ traceback instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from neo4j.exceptions import (
-    AuthError,
-    ClientError,
-    CypherSyntaxError,
-    Neo4jError,
-    ServiceUnavailable,
-    SessionExpired,
-)
 from pydantic import ValidationError
 
 from graph.neo4j.server import Neo4jProvisionError
+
+if TYPE_CHECKING:  # the driver (and the pandas it pulls in) loads only with a command using it
+    from neo4j.exceptions import ClientError
 
 # Exit codes: 1 the server or the run failed, 2 the input was refused.
 FAILED, REFUSED = 1, 2
@@ -47,6 +43,35 @@ class Server:
 def describe(exc: BaseException, server: Server | None) -> tuple[str, int]:
     """The one-line message and exit code for ``exc``."""
     where = f"Neo4j at {server.uri}" if server else "Neo4j"
+    if type(exc).__module__.split(".")[0] == "neo4j":
+        return _driver_error(exc, where, server)
+    if isinstance(exc, Neo4jProvisionError):  # its first line names the server and the fix
+        return _first_line(str(exc)), FAILED
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(
+            f"RISKGRAPH_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        )
+        return f"invalid setting: {problems}", REFUSED
+    if isinstance(exc, PermissionError | ValueError | FileNotFoundError | LookupError):
+        return _first_line(str(exc)) or type(exc).__name__, REFUSED
+    message = _first_line(str(exc))
+    kind = type(exc).__name__
+    return f"{kind}: {message} (rerun with --debug for the traceback)", FAILED
+
+
+def _driver_error(exc: BaseException, where: str, server: Server | None) -> tuple[str, int]:
+    """An error the neo4j driver raised (imported here: only a command that used the driver
+    can raise one)."""
+    from neo4j.exceptions import (
+        AuthError,
+        ClientError,
+        CypherSyntaxError,
+        Neo4jError,
+        ServiceUnavailable,
+        SessionExpired,
+    )
+
     if isinstance(exc, AuthError):
         fix = (
             f"the password in {server.password_file} does not match this server's store"
@@ -63,19 +88,8 @@ def describe(exc: BaseException, server: Server | None) -> tuple[str, int]:
         return _client_error(exc), REFUSED
     if isinstance(exc, Neo4jError):
         return f"{where} failed the request ({exc.code}): {_first_line(exc.message)}", FAILED
-    if isinstance(exc, Neo4jProvisionError):  # its first line names the server and the fix
-        return _first_line(str(exc)), FAILED
-    if isinstance(exc, ValidationError):
-        problems = "; ".join(
-            f"RISKGRAPH_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in exc.errors()
-        )
-        return f"invalid setting: {problems}", REFUSED
-    if isinstance(exc, PermissionError | ValueError | FileNotFoundError | LookupError):
-        return _first_line(str(exc)) or type(exc).__name__, REFUSED
     message = _first_line(str(exc))
-    kind = type(exc).__name__
-    return f"{kind}: {message} (rerun with --debug for the traceback)", FAILED
+    return f"{type(exc).__name__}: {message} (rerun with --debug for the traceback)", FAILED
 
 
 def _unreachable(exc: BaseException, where: str, server: Server | None) -> str:

@@ -19,6 +19,7 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from graph import schema
 from graph.bundle import read_bundle
 from graph.export import GraphExport, as_of, user_labels
 from graph.files import private_umask
@@ -299,9 +300,11 @@ def run_score(
 
 
 PLANTED: LiteralString = (
-    "MATCH (t:TruthRingMember) RETURN t.ring_id AS ring_id, t.user_id AS user_id"
+    f"MATCH (t:{schema.TRUTH_RING}) RETURN t.ring_id AS ring_id, t.user_id AS user_id"
 )
-RISK: LiteralString = "MATCH (u:User) RETURN u.user_id AS id, coalesce(u.risk_score, 0.0) AS risk"
+RISK: LiteralString = (
+    f"MATCH (u:{schema.USER}) RETURN u.user_id AS id, coalesce(u.risk_score, 0.0) AS risk"
+)
 
 
 def ring_config(settings: Settings) -> RingConfig:

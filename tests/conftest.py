@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from graph.bundle import read_bundle
+from graph.export import GraphExport, export_from_bundle
 from graph.neo4j.store import GraphStore
 from graph.synth.marketplace import GeneratorConfig, generate_marketplace
 from serving.connect import local_server, open_store
@@ -69,3 +71,9 @@ def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bundle") / "market"
     generate_marketplace(GeneratorConfig(n_users=800, seed=7), out)
     return out
+
+
+@pytest.fixture(scope="module")
+def graph(small_bundle: Path) -> GraphExport:
+    """The small marketplace as an in-memory graph (no Neo4j), shared by a test module."""
+    return export_from_bundle(read_bundle(small_bundle))

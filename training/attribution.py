@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 from torch_geometric.data import HeteroData
-from torch_geometric.nn import HeteroConv
 
 from training.blocks import block_layer, blocked_layer, blocks, relations, source_states
 from training.model import HeteroRiskGNN, RiskEnsemble, RiskModel
@@ -54,10 +52,7 @@ def user_attributions(
         return mean
     model.eval()
     x = data.x_dict
-    layers: list[tuple[HeteroConv, nn.ModuleDict]] = []
-    for conv, norms in zip(model.convs, model.norms, strict=True):
-        assert isinstance(conv, HeteroConv) and isinstance(norms, nn.ModuleDict)
-        layers.append((conv, norms))
+    layers = model.layers()
     with torch.no_grad():
         states = [{nt: model.project[nt](v) for nt, v in x.items()}]
         sizes = {nt: v.size(0) for nt, v in states[0].items()}
@@ -66,7 +61,6 @@ def user_attributions(
         for conv, norms in layers:
             states.append(blocked_layer(conv, norms, model.dropout, states[-1], rels, cached))
 
-    head_module = model.fraud_head if head == "fraud" else model.default_head
     top = states[-1]
     grad = {nt: torch.zeros_like(v) for nt, v in top.items()}
     grad_h0_user = torch.zeros_like(states[0]["user"])
@@ -74,7 +68,7 @@ def user_attributions(
         h0 = states[0]["user"][lo : lo + HEAD_ROWS].clone().requires_grad_(True)
         hl = top["user"][lo : lo + HEAD_ROWS].clone().requires_grad_(True)
         with torch.enable_grad():  # autograd.grad: no gradients left on the model's weights
-            logit_sum = head_module(torch.cat([h0, hl], dim=-1)).sum()
+            logit_sum = model.head_logits(head, h0, hl).sum()
             g0, gl = torch.autograd.grad(logit_sum, [h0, hl])
         grad_h0_user[lo : lo + HEAD_ROWS] = g0
         grad["user"][lo : lo + HEAD_ROWS] = gl

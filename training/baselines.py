@@ -21,6 +21,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
 from encoders.features import NodeFeatures, Normaliser
+from graph import schema
 from graph.export import GraphExport
 from training.metrics import binary_metrics
 from training.split import UserSplit
@@ -49,9 +50,9 @@ def neighbour_features(g: GraphExport, x: dict[str, np.ndarray]) -> np.ndarray:
         x[nt]: (num_nodes[nt], d_nt) normalised scalar features → (num_users, sum of widths).
     """
     n = {nt: len(g.ids[nt]) for nt in g.ids}
-    uses = _adjacency(g.edges[("user", "uses", "device")], n["user"], n["device"])
-    bought = _adjacency(g.edges[("user", "ordered", "product")], n["user"], n["product"])
-    sold_by = _adjacency(g.edges[("product", "sold_by", "merchant")], n["product"], n["merchant"])
+    uses = _adjacency(g.edges[schema.USES_EDGE], n["user"], n["device"])
+    bought = _adjacency(g.edges[schema.ORDERED_EDGE], n["user"], n["product"])
+    sold_by = _adjacency(g.edges[schema.SOLD_BY_EDGE], n["product"], n["merchant"])
     co_device = (uses @ uses.T).tocsr()
     co_device.setdiag(0)
     co_device.eliminate_zeros()

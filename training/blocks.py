@@ -18,11 +18,12 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import HeteroConv
 
-EdgeType = tuple[str, str, str]
+from graph.schema import EdgeType
+from training.layer import combine
 
 
 @dataclass
-class Relation:
+class RelationEdges:
     """One edge type into a destination type, with its edges' order by destination."""
 
     edge_type: EdgeType
@@ -50,9 +51,9 @@ def relations(
     edge_index_dict: dict[EdgeType, Tensor],
     edge_attr_dict: dict[EdgeType, Tensor],
     sizes: dict[str, int],
-) -> dict[str, list[Relation]]:
+) -> dict[str, list[RelationEdges]]:
     """Every relation per destination type (those whose both ends are in ``sizes``)."""
-    out: dict[str, list[Relation]] = {}
+    out: dict[str, list[RelationEdges]] = {}
     for et, edge_index in edge_index_dict.items():
         src_type, _, dst_type = et
         if src_type not in sizes or dst_type not in sizes:
@@ -61,13 +62,13 @@ def relations(
         bounds = torch.arange(1, sizes[dst_type] + 1, device=edge_index.device)
         ends = torch.searchsorted(edge_index[1, order], bounds)
         out.setdefault(dst_type, []).append(
-            Relation(et, edge_index, edge_attr_dict.get(et), order, ends)
+            RelationEdges(et, edge_index, edge_attr_dict.get(et), order, ends)
         )
     return out
 
 
 def blocks(
-    rels: dict[str, list[Relation]], sizes: dict[str, int], max_edges: int
+    rels: dict[str, list[RelationEdges]], sizes: dict[str, int], max_edges: int
 ) -> Iterator[Block]:
     """Destination ranges whose edges over all relations number at most ``max_edges`` (a
     destination with more gets a block of its own)."""
@@ -101,7 +102,7 @@ def block_layer(
 ) -> Tensor:  # fmt: skip
     """The layer's output for the block's destinations from their input states and their
     sources' (``src_h[k]``: the k-th relation's distinct sources): the relations' messages
-    summed, then the residual and LayerNorm, as ``HeteroRiskGNN.encode`` does."""
+    summed, then ``training.layer.combine``, as ``HeteroRiskGNN.encode`` does."""
     out: Tensor | None = None
     for et, sources, edge_index, attr in zip(
         block.edge_types, src_h, block.edge_index, block.attr, strict=True
@@ -109,13 +110,12 @@ def block_layer(
         msg = conv.convs[et]((sources, dst_h), edge_index, attr)
         out = msg if out is None else out + msg
     assert out is not None
-    result: Tensor = norms[block.node_type](dst_h + dropout(torch.relu(out)))
-    return result
+    return combine(norms[block.node_type], dropout, dst_h, out)
 
 
 def blocked_layer(
     conv: HeteroConv, norms: nn.ModuleDict, dropout: nn.Module, h: dict[str, Tensor],
-    rels: dict[str, list[Relation]], layer_blocks: Iterable[Block],
+    rels: dict[str, list[RelationEdges]], layer_blocks: Iterable[Block],
 ) -> dict[str, Tensor]:  # fmt: skip
     """The whole layer, block by block; a type no relation reaches keeps its state."""
     out = {nt: (v.new_empty(v.shape) if nt in rels else v) for nt, v in h.items()}

@@ -24,11 +24,12 @@ from torch_geometric.loader import NodeLoader
 from encoders.features import NodeFeatures, Normaliser
 from graph.export import GraphExport
 from graph.sampling.sampler import HeteroNeighborSampler
+from graph.schema import EdgeType
 from training.config import TrainConfig
 from training.folds import split_guard
 from training.inputs import edge_dims, graph_data, set_visible_labels
 from training.metrics import binary_metrics
-from training.model import EdgeType, HeteroRiskGNN, RiskEnsemble, RiskModel
+from training.model import HeteroRiskGNN, RiskEnsemble, RiskModel
 from training.scorecard import PlattCalibrator, expected_calibration_error
 from training.split import UserSplit, stratified_split, time_split
 

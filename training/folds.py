@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from graph import schema
 from graph.export import GraphExport
 
 DEFAULT_MAX_HUB_USERS = 30
@@ -42,14 +43,14 @@ def user_groups(
     """
     n_users = len(g.ids["user"])
     n_dev = len(g.ids["device"])
-    uses = g.edges[("user", "uses", "device")]
+    uses = g.edges[schema.USES_EDGE]
     u = uses["src"].to_numpy(np.int64)
     d = uses["dst"].to_numpy(np.int64)
     on_device = np.bincount(d, minlength=n_dev)
     keep = (on_device[d] >= 2) & (on_device[d] <= max_hub_users)
     users, hubs = [u[keep]], [n_users + d[keep]]
     if near_dups is not None and len(near_dups):
-        reviews = g.edges[("user", "reviewed", "product")]
+        reviews = g.edges[schema.REVIEWED_EDGE]
         ru = reviews["src"].to_numpy(np.int64)
         rm = g.merchant_of_product()[reviews["dst"].to_numpy(np.int64)]
         copied = (np.asarray(near_dups) >= 2) & (rm >= 0)

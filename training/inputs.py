@@ -17,8 +17,8 @@ from torch_geometric.data import HeteroData
 
 from encoders.edge_features import edge_attributes
 from graph.export import GraphExport
+from graph.schema import EdgeType
 
-EdgeType = tuple[str, str, str]
 LABEL_INPUTS = ("label_fraud_visible", "label_visible")
 
 

@@ -14,8 +14,10 @@ from torch import Tensor, nn
 from torch_geometric.nn import HeteroConv
 from torch_geometric.utils import trim_to_layer
 
-from training.blocks import EdgeType, blocked_layer, blocks, relations
+from graph.schema import EdgeType
+from training.blocks import blocked_layer, blocks, relations
 from training.convs import EdgeSAGEConv
+from training.layer import combine, head_input, score_head
 
 
 class HeteroRiskGNN(nn.Module):
@@ -57,12 +59,23 @@ class HeteroRiskGNN(nn.Module):
             for _ in range(layers)
         )
         self.dropout = nn.Dropout(dropout)
+        self.fraud_head = score_head(hidden)
+        self.default_head = score_head(hidden)
 
-        def head() -> nn.Module:
-            return nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+    def layers(self) -> list[tuple[HeteroConv, nn.ModuleDict]]:
+        """Each layer's convolutions and per-type LayerNorms, typed for the passes."""
+        out = []
+        for conv, norms in zip(self.convs, self.norms, strict=True):
+            assert isinstance(conv, HeteroConv) and isinstance(norms, nn.ModuleDict)
+            out.append((conv, norms))
+        return out
 
-        self.fraud_head = head()
-        self.default_head = head()
+    def head_logits(self, head: str, h0_user: Tensor, h_user: Tensor) -> Tensor:
+        """``head``'s (``fraud`` or ``default``) logit per user from its projection and
+        final embedding; the forward pass and the reasons' reverse pass both call it."""
+        module = self.fraud_head if head == "fraud" else self.default_head
+        logits: Tensor = module(head_input(h0_user, h_user)).squeeze(-1)
+        return logits
 
     def encode(
         self,
@@ -93,22 +106,20 @@ class HeteroRiskGNN(nn.Module):
         if max_edges is not None and num_sampled_nodes_dict is None:
             sizes = {nt: v.size(0) for nt, v in h0.items()}
             rels = relations(edges, attrs, sizes)
-            for conv, norms in zip(self.convs, self.norms, strict=True):
-                assert isinstance(conv, HeteroConv) and isinstance(norms, nn.ModuleDict)
+            for conv, norms in self.layers():
                 h = blocked_layer(conv, norms, self.dropout, h, rels,
                                   blocks(rels, sizes, max_edges))  # fmt: skip
             return h0, h
-        for layer, (conv, norms) in enumerate(zip(self.convs, self.norms, strict=True)):
+        for layer, (conv, norms) in enumerate(self.layers()):
             if num_sampled_nodes_dict is not None and num_sampled_edges_dict is not None:
                 h, edges, trimmed = trim_to_layer(
                     layer, num_sampled_nodes_dict, num_sampled_edges_dict, h, edges, attrs or None
                 )
                 attrs = trimmed or {}
             out = conv(h, edges, edge_attr_dict=attrs)
-            assert isinstance(norms, nn.ModuleDict)
-            # residual: a node type that received no messages keeps its state (still normalised)
+            # a node type that received no messages keeps its state
             h = {
-                nt: norms[nt](h[nt] + self.dropout(torch.relu(out[nt])) if nt in out else h[nt])
+                nt: combine(norms[nt], self.dropout, h[nt], out[nt]) if nt in out else h[nt]
                 for nt in h
             }
         return h0, h
@@ -131,12 +142,8 @@ class HeteroRiskGNN(nn.Module):
             num_sampled_edges_dict,
             max_edges,
         )
-        users = h["user"].size(0)
-        user = torch.cat([h0["user"][:users], h["user"]], dim=-1)
-        return {
-            "fraud": self.fraud_head(user).squeeze(-1),
-            "default": self.default_head(user).squeeze(-1),
-        }
+        h0_user = h0["user"][: h["user"].size(0)]
+        return {head: self.head_logits(head, h0_user, h["user"]) for head in ("fraud", "default")}
 
 
 class RiskEnsemble(nn.Module):

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from encoders.features import NodeFeatures
+from graph import schema
 from graph.export import GraphExport
 from training.artifact import ModelArtifact
 from training.attribution import user_attributions
@@ -72,7 +73,7 @@ def shared_device_reasons(g: GraphExport) -> np.ndarray:
     """Per user: 'shares device D with N accounts, K confirmed fraud' for their most shared device."""
     n = len(g.ids["user"])
     out = np.full(n, "", dtype=object)
-    uses = g.edges[("user", "uses", "device")]
+    uses = g.edges[schema.USES_EDGE]
     if uses.empty:
         return out
     u = uses["src"].to_numpy(np.int64)
@@ -159,7 +160,7 @@ def merchant_risk(g: GraphExport, p_fraud: np.ndarray, prior_weight: float = 5.0
     n = len(g.ids["merchant"])
     of_product = g.merchant_of_product()
     weight, risk = np.zeros(n), np.zeros(n)
-    for et, w in ((("user", "reviewed", "product"), 2.0), (("user", "ordered", "product"), 1.0)):
+    for et, w in ((schema.REVIEWED_EDGE, 2.0), (schema.ORDERED_EDGE, 1.0)):
         frame = g.edges[et]
         m = of_product[frame["dst"].to_numpy(np.int64)]
         ok = m >= 0

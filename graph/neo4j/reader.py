@@ -19,15 +19,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from graph import schema
-from graph.export import EdgeType, GraphExport, build_data, user_labels
+from graph.export import GraphExport, build_data, user_labels
 from graph.neo4j.store import GraphStore
+from graph.schema import EdgeType
 
 # Node ids per label, for existing_ids (an incremental bundle may reference stored entities).
 NODE_IDS: dict[str, LiteralString] = {
-    "user": "MATCH (n:User) RETURN collect(n.user_id) AS id",
-    "merchant": "MATCH (n:Merchant) RETURN collect(n.merchant_id) AS id",
-    "product": "MATCH (n:Product) RETURN collect(n.product_id) AS id",
-    "device": "MATCH (n:Device) RETURN collect(n.device_id) AS id",
+    "user": f"MATCH (n:{schema.USER}) RETURN collect(n.user_id) AS id",
+    "merchant": f"MATCH (n:{schema.MERCHANT}) RETURN collect(n.merchant_id) AS id",
+    "product": f"MATCH (n:{schema.PRODUCT}) RETURN collect(n.product_id) AS id",
+    "device": f"MATCH (n:{schema.DEVICE}) RETURN collect(n.device_id) AS id",
 }
 # The export reads every label's internal node ids first (integers, cheap to scan and to send),
 # then node properties and relationships per chunk of those ids. Endpoints come back as
@@ -40,45 +41,45 @@ NODE_IDS: dict[str, LiteralString] = {
 # Every query returns ONE record of list-valued columns: decoding a few long lists is far faster
 # than one record per row (``collect`` drops nulls, so nullable values are coalesced).
 NODE_HANDLES: dict[str, LiteralString] = {
-    "user": "MATCH (n:User) RETURN collect(id(n)) AS h",
-    "merchant": "MATCH (n:Merchant) RETURN collect(id(n)) AS h",
-    "product": "MATCH (n:Product) RETURN collect(id(n)) AS h",
-    "device": "MATCH (n:Device) RETURN collect(id(n)) AS h",
+    "user": f"MATCH (n:{schema.USER}) RETURN collect(id(n)) AS h",
+    "merchant": f"MATCH (n:{schema.MERCHANT}) RETURN collect(id(n)) AS h",
+    "product": f"MATCH (n:{schema.PRODUCT}) RETURN collect(id(n)) AS h",
+    "device": f"MATCH (n:{schema.DEVICE}) RETURN collect(id(n)) AS h",
 }
 NODE_QUERIES: dict[str, LiteralString] = {
-    "user": """UNWIND $h AS h MATCH (n:User) WHERE id(n) = h
+    "user": f"""UNWIND $h AS h MATCH (n:{schema.USER}) WHERE id(n) = h
                RETURN collect(h) AS h, collect(n.user_id) AS id,
                collect(n.created_at.epochMillis) AS created_at,
                collect(coalesce(n.country, '')) AS country,
                collect([k IN $feature_keys | n[k]]) AS features""",
-    "merchant": """UNWIND $h AS h MATCH (n:Merchant) WHERE id(n) = h
+    "merchant": f"""UNWIND $h AS h MATCH (n:{schema.MERCHANT}) WHERE id(n) = h
                    RETURN collect(h) AS h, collect(n.merchant_id) AS id,
                    collect(n.created_at.epochMillis) AS created_at,
                    collect(n.category) AS category""",
-    "product": """UNWIND $h AS h MATCH (n:Product) WHERE id(n) = h
+    "product": f"""UNWIND $h AS h MATCH (n:{schema.PRODUCT}) WHERE id(n) = h
                   RETURN collect(h) AS h, collect(n.product_id) AS id,
                   collect(n.category) AS category, collect(n.price) AS price""",
-    "device": """UNWIND $h AS h MATCH (n:Device) WHERE id(n) = h
+    "device": f"""UNWIND $h AS h MATCH (n:{schema.DEVICE}) WHERE id(n) = h
                  RETURN collect(h) AS h, collect(n.device_id) AS id, collect(n.kind) AS kind,
                  collect(n.first_seen.epochMillis) AS first_seen""",
 }
 # Relationships per chunk of source node ids: ``src``/``dst`` are internal node ids.
 EDGE_QUERIES: dict[str, LiteralString] = {
-    schema.ORDERED: """UNWIND $h AS h MATCH (s:User) WHERE id(s) = h
-        MATCH (s)-[r:ORDERED]->(d:Product)
+    schema.ORDERED: f"""UNWIND $h AS h MATCH (s:{schema.USER}) WHERE id(s) = h
+        MATCH (s)-[r:{schema.ORDERED}]->(d:{schema.PRODUCT})
         RETURN collect(h) AS src, collect(id(d)) AS dst, collect(r.order_id) AS order_id,
                collect(r.amount) AS amount, collect(r.ts.epochMillis) AS ts,
                collect(r.status) AS status, collect(coalesce(r.device_id, '')) AS device_id""",
-    schema.REVIEWED: """UNWIND $h AS h MATCH (s:User) WHERE id(s) = h
-        MATCH (s)-[r:REVIEWED]->(d:Product)
+    schema.REVIEWED: f"""UNWIND $h AS h MATCH (s:{schema.USER}) WHERE id(s) = h
+        MATCH (s)-[r:{schema.REVIEWED}]->(d:{schema.PRODUCT})
         RETURN collect(h) AS src, collect(id(d)) AS dst, collect(r.review_id) AS review_id,
                collect(r.rating) AS rating, collect(r.ts.epochMillis) AS ts,
                collect(r.text) AS text""",
-    schema.SOLD_BY: """UNWIND $h AS h MATCH (s:Product) WHERE id(s) = h
-        MATCH (s)-[:SOLD_BY]->(d:Merchant)
+    schema.SOLD_BY: f"""UNWIND $h AS h MATCH (s:{schema.PRODUCT}) WHERE id(s) = h
+        MATCH (s)-[:{schema.SOLD_BY}]->(d:{schema.MERCHANT})
         RETURN collect(h) AS src, collect(id(d)) AS dst""",
-    schema.USES: """UNWIND $h AS h MATCH (s:User) WHERE id(s) = h
-        MATCH (s)-[r:USES]->(d:Device)
+    schema.USES: f"""UNWIND $h AS h MATCH (s:{schema.USER}) WHERE id(s) = h
+        MATCH (s)-[r:{schema.USES}]->(d:{schema.DEVICE})
         RETURN collect(h) AS src, collect(id(d)) AS dst, collect(r.logins) AS logins,
                collect(r.first_seen.epochMillis) AS first_seen,
                collect(r.last_seen.epochMillis) AS last_seen""",
@@ -104,11 +105,11 @@ COLUMN_KINDS: dict[str, str] = {
 }
 SOURCE_CHUNK = 10_000
 EXPORT_WORKERS = 2
-FEATURE_KEYS: LiteralString = """
-MATCH (n:User) UNWIND keys(n) AS k WITH DISTINCT k WHERE k STARTS WITH $prefix
+FEATURE_KEYS: LiteralString = f"""
+MATCH (n:{schema.USER}) UNWIND keys(n) AS k WITH DISTINCT k WHERE k STARTS WITH $prefix
 RETURN k ORDER BY k
 """
-LABELS: LiteralString = """MATCH (l:Label) RETURN collect(l.user_id) AS id,
+LABELS: LiteralString = f"""MATCH (l:{schema.LABEL}) RETURN collect(l.user_id) AS id,
     collect(coalesce(l.fraud, -1.0)) AS fraud, collect(coalesce(l.default, -1.0)) AS default,
     collect(coalesce(l.observed_at.epochMillis, -1)) AS observed_at"""
 

@@ -15,6 +15,7 @@ import pandas as pd
 from neo4j import Driver, GraphDatabase, ManagedTransaction
 
 from graph import schema
+from graph.limits import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_SIZE
 
 Row = dict[str, Any]
 # Column-wise rows: parameter name -> one value per row, all lists of the same length.
@@ -24,7 +25,6 @@ ProgressFn = Callable[[int], None]
 # Parameter bytes per write or delete transaction (see ``Settings.write_batch_bytes``): rows of
 # normal size hit the row limit long before this; rows carrying megabytes of text do not, and a
 # transaction's server memory grows with its bytes, not its rows.
-DEFAULT_BATCH_BYTES = 16 << 20
 # Bytes counted for a value that is not a string (numbers, datetimes, booleans).
 _SCALAR_BYTES = 8
 
@@ -135,7 +135,7 @@ class GraphStore:
         self,
         query: LiteralString,
         rows: Sequence[Row],
-        batch_size: int = 10_000,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         progress: ProgressFn | None = None,
         **params: Any,
     ) -> int:
@@ -161,7 +161,7 @@ class GraphStore:
         self,
         query: LiteralString,
         columns: Columns,
-        batch_size: int = 10_000,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         progress: ProgressFn | None = None,
         update: LiteralString | None = None,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
@@ -209,7 +209,7 @@ class GraphStore:
     def delete_all(
         self,
         label: str | None = None,
-        batch_size: int = 10_000,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
     ) -> int:
         """Delete every node (or every node of one schema label) in bounded transactions.

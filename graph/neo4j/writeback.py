@@ -9,18 +9,20 @@ from typing import LiteralString
 
 import pandas as pd
 
+from graph import schema
+from graph.limits import DEFAULT_BATCH_SIZE
 from graph.neo4j.store import GraphStore, ProgressFn, records
 
-USER_SCORES: LiteralString = """
+USER_SCORES: LiteralString = f"""
 UNWIND $rows AS row
-MATCH (u:User {user_id: row.user_id})
+MATCH (u:{schema.USER} {{user_id: row.user_id}})
 SET u.risk_score = row.risk_score, u.default_probability = row.default_probability,
     u.credit_score = row.credit_score, u.risk_band = row.risk_band, u.reasons = row.reasons,
     u.score_version = $version, u.scored_at = datetime($scored_at)
 """
-MERCHANT_SCORES: LiteralString = """
+MERCHANT_SCORES: LiteralString = f"""
 UNWIND $rows AS row
-MATCH (m:Merchant {merchant_id: row.merchant_id})
+MATCH (m:{schema.MERCHANT} {{merchant_id: row.merchant_id}})
 SET m.risk_score = row.risk_score, m.score_version = $version, m.scored_at = datetime($scored_at)
 """
 
@@ -30,7 +32,7 @@ def write_user_scores(
     scores: pd.DataFrame,
     version: str,
     scored_at: str,
-    batch_size: int = 10_000,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     progress: ProgressFn | None = None,
 ) -> int:
     """SET risk_score, default_probability, credit_score, risk_band, reasons on every user."""
@@ -43,7 +45,11 @@ def write_user_scores(
 
 
 def write_merchant_scores(
-    store: GraphStore, scores: pd.DataFrame, version: str, scored_at: str, batch_size: int = 10_000
+    store: GraphStore,
+    scores: pd.DataFrame,
+    version: str,
+    scored_at: str,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> int:
     return store.write_batches(
         MERCHANT_SCORES, records(scores), batch_size, version=version, scored_at=scored_at

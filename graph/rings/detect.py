@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from graph import schema
 from graph.export import GraphExport
 from graph.rings.communities import densities, split_groups
 from graph.rings.config import RingConfig
@@ -51,9 +52,9 @@ class Rings:
 
 def as_of(g: GraphExport) -> int:
     """The latest event time in the graph (ms): the clock a run's rings are stamped with."""
-    stamps = [_ms(g.edges[("user", "ordered", "product")]["ts"]),
-              _ms(g.edges[("user", "reviewed", "product")]["ts"]),
-              _ms(g.edges[("user", "uses", "device")]["last_seen"])]  # fmt: skip
+    stamps = [_ms(g.edges[schema.ORDERED_EDGE]["ts"]),
+              _ms(g.edges[schema.REVIEWED_EDGE]["ts"]),
+              _ms(g.edges[schema.USES_EDGE]["last_seen"])]  # fmt: skip
     return int(max((s.max() for s in stamps if len(s)), default=0))
 
 
@@ -75,8 +76,8 @@ def ring_groups(links: Links, risk: np.ndarray, n_users: int, cfg: RingConfig) -
 
 def block_groups(g: GraphExport, risk: np.ndarray, cfg: RingConfig) -> list[np.ndarray]:
     """FRAUDAR blocks over risky users x (merchant, window) with camouflage-resistant columns."""
-    orders = g.edges[("user", "ordered", "product")]
-    reviews = g.edges[("user", "reviewed", "product")]
+    orders = g.edges[schema.ORDERED_EDGE]
+    reviews = g.edges[schema.REVIEWED_EDGE]
     merchant_of = g.merchant_of_product()
     user = np.concatenate([orders["src"].to_numpy(np.int64), reviews["src"].to_numpy(np.int64)])
     merchant = merchant_of[
@@ -196,11 +197,11 @@ def describe(
     for kind, values in links.by_kind.items():
         hit = same & (values > 0)
         rings[f"evidence_{kind}"] = np.bincount(group_of[links.src[hit]], minlength=n)
-    orders = g.edges[("user", "ordered", "product")]
+    orders = g.edges[schema.ORDERED_EDGE]
     o_user = orders["src"].to_numpy(np.int64)
     recent = (_ms(orders["ts"]) >= clock - 30 * DAY_MS) & (group_of[o_user] >= 0)
     amount = pd.to_numeric(orders["amount"], errors="coerce").fillna(0).to_numpy(np.float64)
-    charged = (orders["status"].astype(str).to_numpy() == "chargeback") & recent
+    charged = (orders["status"].astype(str).to_numpy() == schema.CHARGEBACK) & recent
     rings["exposure_amount"] = np.bincount(group_of[o_user[recent]], amount[recent], n).round(2)
     rings["chargeback_amount"] = np.bincount(group_of[o_user[charged]], amount[charged], n).round(2)
     members = pd.DataFrame({"group": grp_idx, "user": user, "user_id": g.ids["user"][user]})
@@ -209,8 +210,8 @@ def describe(
 
 def _centres(g: GraphExport, group_of: np.ndarray, n: int, top: int = 3) -> pd.DataFrame:
     """Devices and merchants that at least two members share, the most shared first."""
-    uses = g.edges[("user", "uses", "device")]
-    orders = g.edges[("user", "ordered", "product")]
+    uses = g.edges[schema.USES_EDGE]
+    orders = g.edges[schema.ORDERED_EDGE]
     merchant_of = g.merchant_of_product()
     parts = []
     for kind, u, hub, ids in (

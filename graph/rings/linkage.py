@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from graph import schema
 from graph.export import GraphExport
 from graph.rings.config import RingConfig
 
@@ -129,13 +130,13 @@ def _kind_incidences(
     merchant_of = g.merchant_of_product()
     out: dict[str, tuple[sp.csr_matrix, np.ndarray | None]] = {}
     if "device" in cfg.kinds:
-        uses = g.edges[("user", "uses", "device")]
+        uses = g.edges[schema.USES_EDGE]
         out["device"] = (
             _incidence(uses["src"].to_numpy(np.int64), uses["dst"].to_numpy(np.int64), n),
             None,
         )
-    orders = g.edges[("user", "ordered", "product")]
-    reviews = g.edges[("user", "reviewed", "product")]
+    orders = g.edges[schema.ORDERED_EDGE]
+    reviews = g.edges[schema.REVIEWED_EDGE]
     act_user = np.concatenate([orders["src"].to_numpy(np.int64), reviews["src"].to_numpy(np.int64)])
     act_merchant = merchant_of[
         np.concatenate([orders["dst"].to_numpy(np.int64), reviews["dst"].to_numpy(np.int64)])

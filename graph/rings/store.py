@@ -15,55 +15,56 @@ import numpy as np
 import pandas as pd
 from neo4j import ManagedTransaction
 
+from graph import schema
 from graph.neo4j.store import GraphStore, records
 from graph.rings.detect import Rings
 from graph.rings.stable import CLOSED, PreviousRing, assign_ids
 
-DELETE_LINKED: LiteralString = """
-MATCH ()-[l:LINKED]->() WITH l LIMIT $batch DELETE l RETURN count(*) AS n
+DELETE_LINKED: LiteralString = f"""
+MATCH ()-[l:{schema.LINKED}]->() WITH l LIMIT $batch DELETE l RETURN count(*) AS n
 """
-WRITE_LINKED: LiteralString = """
+WRITE_LINKED: LiteralString = f"""
 UNWIND $rows AS row
-MATCH (a:User {user_id: row.src}) MATCH (b:User {user_id: row.dst})
-CREATE (a)-[:LINKED {weight: row.weight, evidence: row.evidence}]->(b)
+MATCH (a:{schema.USER} {{user_id: row.src}}) MATCH (b:{schema.USER} {{user_id: row.dst}})
+CREATE (a)-[:{schema.LINKED} {{weight: row.weight, evidence: row.evidence}}]->(b)
 """
-PREVIOUS: LiteralString = """
-MATCH (r:Ring) OPTIONAL MATCH (u:User)-[:MEMBER_OF]->(r)
+PREVIOUS: LiteralString = f"""
+MATCH (r:{schema.RING}) OPTIONAL MATCH (u:{schema.USER})-[:{schema.MEMBER_OF}]->(r)
 RETURN r.ring_id AS ring_id, coalesce(r.status, 'new') AS status,
        coalesce(r.first_seen_ms, 0) AS first_seen, coalesce(r.last_seen_ms, 0) AS last_seen,
        collect(u.user_id) AS members
 """
-DROP_OTHER_RINGS: LiteralString = """
-MATCH (r:Ring) WHERE NOT r.ring_id IN $keep DETACH DELETE r
+DROP_OTHER_RINGS: LiteralString = f"""
+MATCH (r:{schema.RING}) WHERE NOT r.ring_id IN $keep DETACH DELETE r
 """
-UPSERT_RINGS: LiteralString = """
+UPSERT_RINGS: LiteralString = f"""
 UNWIND $rows AS row
-MERGE (r:Ring {ring_id: row.ring_id})
-SET r += row, r.first_seen = datetime({epochMillis: row.first_seen_ms}),
-    r.last_seen = datetime({epochMillis: row.last_seen_ms}), r.closed_at = null
+MERGE (r:{schema.RING} {{ring_id: row.ring_id}})
+SET r += row, r.first_seen = datetime({{epochMillis: row.first_seen_ms}}),
+    r.last_seen = datetime({{epochMillis: row.last_seen_ms}}), r.closed_at = null
 WITH r
-OPTIONAL MATCH (r)-[old:MEMBER_OF|CENTRES_ON]-()
+OPTIONAL MATCH (r)-[old:{schema.MEMBER_OF}|{schema.CENTRES_ON}]-()
 DELETE old
 """
-MEMBERS: LiteralString = """
+MEMBERS: LiteralString = f"""
 UNWIND $rows AS row
-MATCH (u:User {user_id: row.user_id}) MATCH (r:Ring {ring_id: row.ring_id})
-CREATE (u)-[:MEMBER_OF]->(r)
+MATCH (u:{schema.USER} {{user_id: row.user_id}}) MATCH (r:{schema.RING} {{ring_id: row.ring_id}})
+CREATE (u)-[:{schema.MEMBER_OF}]->(r)
 """
-CENTRE_DEVICES: LiteralString = """
+CENTRE_DEVICES: LiteralString = f"""
 UNWIND $rows AS row
-MATCH (r:Ring {ring_id: row.ring_id}) MATCH (d:Device {device_id: row.id})
-CREATE (r)-[:CENTRES_ON {members: row.members}]->(d)
+MATCH (r:{schema.RING} {{ring_id: row.ring_id}}) MATCH (d:{schema.DEVICE} {{device_id: row.id}})
+CREATE (r)-[:{schema.CENTRES_ON} {{members: row.members}}]->(d)
 """
-CENTRE_MERCHANTS: LiteralString = """
+CENTRE_MERCHANTS: LiteralString = f"""
 UNWIND $rows AS row
-MATCH (r:Ring {ring_id: row.ring_id}) MATCH (m:Merchant {merchant_id: row.id})
-CREATE (r)-[:CENTRES_ON {members: row.members}]->(m)
+MATCH (r:{schema.RING} {{ring_id: row.ring_id}}) MATCH (m:{schema.MERCHANT} {{merchant_id: row.id}})
+CREATE (r)-[:{schema.CENTRES_ON} {{members: row.members}}]->(m)
 """
-CLOSE: LiteralString = """
+CLOSE: LiteralString = f"""
 UNWIND $rows AS row
-MATCH (r:Ring {ring_id: row.ring_id})
-SET r.status = 'closed', r.closed_at = datetime({epochMillis: $clock})
+MATCH (r:{schema.RING} {{ring_id: row.ring_id}})
+SET r.status = 'closed', r.closed_at = datetime({{epochMillis: $clock}})
 """
 
 

@@ -2,6 +2,8 @@
 with planted fraud, rings, camouflage and late labels, written as a bundle (CSV).
 
 It never touches Neo4j: a generated bundle goes through the same import as any other.
-``marketplace`` drives the simulation; ``fraud``, ``rings``, ``realism``, ``labels`` and
-``text`` plant each kind of behaviour; ``writer`` writes the tables.
+``marketplace`` is the entry point (``generate_marketplace``); ``config`` says what to
+generate, ``simulation`` runs it (``population``, ``activity``), ``tables`` lays out the
+rows; ``fraud``, ``rings``, ``realism``, ``labels`` and ``text`` plant each kind of
+behaviour; ``writer`` writes the CSV files.
 """

@@ -169,7 +169,7 @@ def test_a_killed_rings_run_leaves_the_previous_rings_whole(
     conn = connection(neo4j_settings)
     script = tmp_path / "writer.py"
     script.write_text(KILLED_WRITER)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     users = ",".join(COORD + FILLER)
     child = subprocess.Popen([sys.executable, str(script), conn.uri, conn.password, users],
                              stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip

@@ -25,11 +25,11 @@ from graph.neo4j.load import import_bundle
 from graph.neo4j.store import GraphStore
 from serving.connect import connection
 from serving.settings import Settings
-from tests.test_bulk_neo4j import dump
+from tests.graph.test_bulk_neo4j import dump
 
 pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ORDERED = "MATCH ()-[r:ORDERED]->() RETURN count(r) AS n"
 # Small transactions so that the kill lands between (or inside) many commits.
 BATCH = 50

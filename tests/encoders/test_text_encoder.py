@@ -314,5 +314,5 @@ def test_import_is_cheap() -> None:
         "assert 'transformers' not in sys.modules and 'torch' not in sys.modules"
     )
     subprocess.run(
-        [sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1]
+        [sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2]
     )

@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from graph.bundle import read_bundle
 from graph.synth import fraud as fraud
-from graph.synth.marketplace import GeneratorConfig, _simulate, generate_marketplace
+from graph.synth.marketplace import GeneratorConfig, generate_marketplace
+from graph.synth.simulation import simulate
 
 N_USERS = 4000
 REALISTIC = GeneratorConfig.realistic(N_USERS, seed=11)
@@ -201,7 +202,7 @@ def test_realistic_preset_plants_hidden_rings_as_often_as_device_farms(realistic
     for hidden in ("coordinated_ring", "fragmented_ring"):
         assert 0.4 * farms <= per_typology[hidden] <= 2.5 * farms, hidden
     off = replace(REALISTIC, coordinated_ring_share=0.0, fragmented_ring_share=0.0)
-    kinds = set(fraud.ROLE_NAMES[r] for r in np.unique(_simulate(off).plan.role))
+    kinds = set(fraud.ROLE_NAMES[r] for r in np.unique(simulate(off).plan.role))
     assert not kinds & {"coordinated_ring", "fragmented_ring"}
 
 
@@ -268,7 +269,7 @@ def test_label_maturity_leaves_the_newest_accounts_unlabelled(
 
 @pytest.mark.parametrize("share", [0.0, 0.25, 0.5, 0.8])
 def test_camouflage_sets_the_share_of_ordinary_orders_of_fraud_accounts(share: float) -> None:
-    sim = _simulate(replace(REALISTIC, camouflage_share=share))
+    sim = simulate(replace(REALISTIC, camouflage_share=share))
     role = sim.plan.role[sim.orders.user]
     fraudster = np.isin(role, (*fraud.FRAUD_OPENED, fraud.BUST_OUT))
     ordinary = sim.orders.kind[fraudster] == fraud.ORDINARY
@@ -281,7 +282,7 @@ def test_camouflage_sets_the_share_of_ordinary_orders_of_fraud_accounts(share: f
         assert (statuses == fraud.PAID).mean() > 0.85
     # The takeover victim's own orders are not the fraudster's: left as they were.
     takeover = role == fraud.TAKEOVER
-    legacy = _simulate(replace(REALISTIC, camouflage_share=None))
+    legacy = simulate(replace(REALISTIC, camouflage_share=None))
     same = legacy.plan.role[legacy.orders.user] == fraud.TAKEOVER
     assert takeover.sum() == same.sum()
 

@@ -23,6 +23,7 @@ from graph.neo4j.store import GraphStore
 from serving.pipeline import run_import
 from serving.settings import Settings
 from tests.bundles import write_bundle
+from tests.graph.test_bulk_neo4j import dump
 from tests.hostile import (
     BAD_VALUES_REJECTS,
     WHITESPACE_REJECTS,
@@ -32,7 +33,6 @@ from tests.hostile import (
     to_parquet,
     whitespace_bundle,
 )
-from tests.test_bulk_neo4j import dump
 
 pytestmark = pytest.mark.neo4j
 QUIET = Console(quiet=True)

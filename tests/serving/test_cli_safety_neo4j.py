@@ -30,7 +30,7 @@ from serving.settings import Settings
 from tests.bundles import write_bundle
 
 pytestmark = [pytest.mark.neo4j]
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- helpers -----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Hostile bundles (issue 17) through the bulk path (``riskgraph import --bulk``).
 
 The offline importer stops and restarts its server, so this module runs a private one like
-``tests/test_bulk_neo4j.py`` does: on ``RISKGRAPH_TEST_BULK_NEO4J_PORT`` (default 7690), in its
+``tests/graph/test_bulk_neo4j.py`` does: on ``RISKGRAPH_TEST_BULK_NEO4J_PORT`` (default 7690), in its
 own state folder ``<RISKGRAPH_TEST_BULK_STATE_DIR>-pipeline``, and goes through
 :func:`serving.pipeline.run_bulk_import`, exactly what the CLI runs. The graph must equal the
 transactional import of the same bundle, value for value.
@@ -26,6 +26,7 @@ from graph.neo4j.store import GraphStore
 from serving.connect import local_server, open_store
 from serving.pipeline import run_bulk_import
 from serving.settings import Settings
+from tests.graph.test_bulk_neo4j import dump
 from tests.hostile import (
     BAD_VALUES_REJECTS,
     WHITESPACE_REJECTS,
@@ -34,7 +35,6 @@ from tests.hostile import (
     to_parquet,
     whitespace_bundle,
 )
-from tests.test_bulk_neo4j import dump
 
 pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
 
