@@ -200,7 +200,7 @@ def run_status(store: GraphStore) -> RunStatus:
             status=str(r["status"]),
             metrics=json.loads(r["metrics"] or "{}"),
             counts=json.loads(r["counts"] or "{}"),
-        )  # fmt: skip
+        )
         for r in store.read(RUNS)
     ]
     per_run: dict[str | None, int] = {}
