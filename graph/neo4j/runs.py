@@ -63,7 +63,7 @@ INCOMPLETE_RUNS = cast(
 )
 
 
-class IncompleteRunError(RuntimeError):
+class IncompleteRunError(ValueError):
     """The graph's scores come from a run that did not finish, or from several versions."""
 
 

@@ -146,7 +146,11 @@ def save_run_snapshot(
 def save_rings(folder: Path, rings: pd.DataFrame) -> None:
     """The ring table written by ``rings`` for this run (sizes and risk, for drift)."""
     if folder.exists():
-        keep = [c for c in ("ring_id", "size", "risk", "status") if c in rings.columns]
+        keep = [
+            c
+            for c in ("ring_id", "size", "risk_mean", "exposure_amount", "status")
+            if c in rings.columns
+        ]
         rings[keep].to_parquet(folder / "rings.parquet", index=False)
 
 
