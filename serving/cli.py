@@ -552,6 +552,9 @@ def demo(
 from serving.export.cli import export_command  # noqa: E402  (light: typer and rich only)
 
 app.command("export")(export_command)
+from serving.report.command import report_command  # noqa: E402
+
+app.command("report")(report_command)
 
 
 if __name__ == "__main__":
