@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 SIZE = (4.6, 3.4)
+_METADATA = re.compile(r"<metadata>.*?</metadata>", re.S)
 GNN = "hetero GNN"
 
 
@@ -39,7 +41,7 @@ def to_svg(fig: Figure, figure_id: str) -> str:
     buf = io.StringIO()
     fig.tight_layout()
     fig.savefig(buf, format="svg")
-    text = buf.getvalue()
+    text = _METADATA.sub("", buf.getvalue())  # dates and licence links: size, no content
     start = text.index("<svg")
     return f'<svg id="{figure_id}" class="figure"' + text[start + 4 :]
 

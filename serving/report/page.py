@@ -35,7 +35,7 @@ body{font:13px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color
 h1{font-size:22px} h2{font-size:17px;border-bottom:1px solid #ccc;padding-bottom:3px;margin-top:28px}
 table{border-collapse:collapse;margin:8px 0} td,th{border:1px solid #ddd;padding:2px 7px;text-align:right}
 th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
-.figs{display:flex;flex-wrap:wrap;gap:8px} .warn{background:#fde2e1;border:1px solid #c33;padding:8px}
+.figs{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start} .warn{background:#fde2e1;border:1px solid #c33;padding:8px}
 .flag-major{background:#f8c7c4} .flag-moderate{background:#fbe7b5} .note{color:#666}
 .ring-card{border:1px solid #ddd;padding:6px;width:270px} .ring-card p{margin:2px 0;font-size:11px}
 """
