@@ -6,6 +6,7 @@ text (``svg.fonttype: none``) so the page stays small. Matplotlib is imported on
 
 from __future__ import annotations
 
+import base64
 import io
 import math
 import re
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 SIZE = (4.6, 3.4)
+INLINE_FORMAT = "svg"  # or "png": raster figures, the bench's baseline
 _METADATA = re.compile(r"<metadata>.*?</metadata>", re.S)
 GNN = "hetero GNN"
 
@@ -37,9 +39,18 @@ def _figure(size: tuple[float, float] = SIZE) -> tuple[Figure, Axes]:
 
 
 def to_svg(fig: Figure, figure_id: str) -> str:
-    """The figure as an ``<svg>`` element with ``id=figure_id`` (no XML prologue)."""
-    buf = io.StringIO()
+    """The figure as an ``<svg>`` element with ``id=figure_id`` (no XML prologue).
+
+    With ``INLINE_FORMAT = "png"`` (``bench/report_bench.py``'s baseline) it is a base64
+    ``<img>`` instead.
+    """
     fig.tight_layout()
+    if INLINE_FORMAT == "png":
+        raw = io.BytesIO()
+        fig.savefig(raw, format="png", dpi=110)
+        data = base64.b64encode(raw.getvalue()).decode()
+        return f'<img id="{figure_id}" class="figure" src="data:image/png;base64,{data}">'
+    buf = io.StringIO()
     fig.savefig(buf, format="svg")
     text = _METADATA.sub("", buf.getvalue())  # dates and licence links: size, no content
     start = text.index("<svg")
@@ -59,9 +70,9 @@ def roc_pr(evaluation: pd.DataFrame, head: str) -> tuple[str, str]:
         score = evaluation[f"{head}:{name}"].to_numpy(np.float64)[known]
         width = 2.2 if name == GNN else 1.0
         fpr, tpr, _ = roc_curve(y[known], score)
-        roc.plot(fpr, tpr, lw=width, label=name)
+        roc.plot(*_thin(fpr, tpr), lw=width, label=name)
         precision, recall, _ = precision_recall_curve(y[known], score)
-        pr.plot(recall, precision, lw=width, label=name)
+        pr.plot(*_thin(recall, precision), lw=width, label=name)
     roc.plot([0, 1], [0, 1], ls=":", c="grey", lw=0.8, label="chance")
     pr.axhline(float(np.mean(y[known])) if known.any() else 0, ls=":", c="grey", lw=0.8,
                label="base rate")  # fmt: skip
@@ -70,6 +81,14 @@ def roc_pr(evaluation: pd.DataFrame, head: str) -> tuple[str, str]:
     for ax in (roc, pr):
         ax.legend(fontsize=7, loc="lower right" if ax is roc else "upper right")
     return to_svg(roc_fig, f"fig-roc-{head}"), to_svg(pr_fig, f"fig-pr-{head}")
+
+
+def _thin(x: np.ndarray, y: np.ndarray, points: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``points`` points of a curve (a million-user curve would make a huge SVG)."""
+    if len(x) <= points:
+        return x, y
+    keep = np.unique(np.linspace(0, len(x) - 1, points).astype(int))
+    return x[keep], y[keep]
 
 
 def calibration(table: pd.DataFrame, ece: float, head: str) -> str:

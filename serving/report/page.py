@@ -154,7 +154,8 @@ def ring_gallery(d: ReportData) -> str:
         )
     legend = ('<p class="note">circles: members (green low risk, red high); squares: devices; '
               "diamonds: merchants at the ring's centre</p>")  # fmt: skip
-    top = d.rings.drop(columns=["weight"]).head(20).set_index("ring_id")
+    shown = ["ring_id", "status", "size", "risk_mean", "exposure_amount", "chargeback_amount"]
+    top = d.rings[shown].head(20).set_index("ring_id")
     return legend + f'<div class="figs">{"".join(cards)}</div>' + table(top, table_id="ring-table")
 
 
