@@ -13,7 +13,11 @@ Timed per round, the two writers alternating so a slower machine moment favours 
 * export + pseudonymise: the same after HMAC-SHA256 of every user id;
 * frame build: ``pd.DataFrame`` from column lists, as the driver's rows arrive.
 
-Reading the rows from Neo4j is not part of this bench (see docs/report.md for that rate).
+With ``--neo4j-users N`` it also runs the whole command (``run_export``: run check, Cypher
+read, parts, manifest) on N scored users in the Neo4j the ``RISKGRAPH_*`` settings point at,
+next to a plain read of the same query plus ``to_parquet``. It refuses a database that is
+not empty, and empties it afterwards: use a scratch server, e.g.
+``RISKGRAPH_STATE_DIR=/tmp/rg-bench RISKGRAPH_NEO4J_PORT=7704``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import LiteralString, cast
 
 import numpy as np
 import pandas as pd
@@ -67,12 +72,72 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+# The baseline read: one Cypher row per user, what a first version would write.
+PLAIN_USERS = """
+MATCH (u:User) WHERE {filter}
+RETURN u.user_id AS user_id, u.credit_score AS credit_score, u.risk_band AS risk_band,
+       u.risk_score AS risk_score, u.default_probability AS default_probability,
+       u.reasons AS reasons, u.previous_score AS previous_score,
+       u.previous_band AS previous_band, u.credit_score - u.previous_score AS score_change,
+       u.score_version AS score_version, u.score_run AS score_run,
+       toString(u.scored_at) AS scored_at,
+       COLLECT {{ MATCH (u)-[:MEMBER_OF]->(r:Ring) RETURN r.ring_id }} AS ring_ids
+"""
+
+
+def neo4j_round(n: int, work: Path) -> None:
+    """Score ``n`` users twice on an empty database, then time the export against a plain
+    read and ``to_parquet`` of the same rows."""
+    from graph.neo4j.runs import incomplete_run_ids, mark_complete, start_run
+    from graph.neo4j.writeback import write_user_scores
+    from serving.connect import open_store
+    from serving.export.command import run_export
+    from serving.export.tables import USER_FILTER, ExportFilters
+    from serving.settings import Settings
+
+    settings = Settings()
+    with open_store(settings) as store:
+        if store.read("MATCH (n) RETURN count(n) AS n")[0]["n"]:
+            raise SystemExit("--neo4j-users needs an empty database (it is emptied afterwards)")
+        store.ensure_schema()
+        try:
+            ids = [f"U{i:09d}" for i in range(n)]
+            store.write_batches("UNWIND $rows AS r CREATE (:User {user_id: r.id})",
+                                [{"id": i} for i in ids], 20_000)  # fmt: skip
+            cols = users_columns(n)
+            frame = pd.DataFrame({k: cols[k] for k in ("user_id", "credit_score", "risk_band",
+                                                       "risk_score", "default_probability",
+                                                       "reasons")})  # fmt: skip
+            started = time.perf_counter()
+            for version in ("v1", "v2"):
+                run_id, _ = start_run(store, version)
+                write_user_scores(store, frame, version, "2026-12-03T10:00:00+00:00", run_id,
+                                  incomplete_run_ids(store), 20_000)  # fmt: skip
+                mark_complete(store, run_id)
+            print(f"neo4j: {n:,} users scored twice in {time.perf_counter() - started:.1f} s")
+            rows = cast(LiteralString, PLAIN_USERS.format(filter=USER_FILTER))
+            base = timed(lambda: pd.DataFrame(store.read_columns(
+                rows, **ExportFilters().params())).to_parquet(work / "plain.parquet"))  # fmt: skip
+            full = timed(lambda: run_export(store, settings, work / "neo4j-export",
+                                            tables=("users",)))  # fmt: skip
+            print(f"{'neo4j read + to_parquet (baseline)':<40}{base:>8.2f} s")
+            print(f"{'run_export (riskgraph export)':<40}{full:>8.2f} s "
+                  f"({n / full:,.0f} users/s)")  # fmt: skip
+        finally:
+            store.delete_all(batch_size=20_000)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--part-rows", type=int, default=1_000_000)
+    parser.add_argument("--neo4j-users", type=int, default=0)
     args = parser.parse_args()
+    if args.neo4j_users:
+        with tempfile.TemporaryDirectory(prefix="export-bench-") as tmp:
+            neo4j_round(args.neo4j_users, Path(tmp))
+        return
     cols = users_columns(args.users)
     build = timed(lambda: pd.DataFrame(cols))
     frame = pd.DataFrame(cols)

@@ -130,3 +130,15 @@ def test_an_unfinished_run_is_refused_unless_allowed(
     result = CliRunner().invoke(app, ["export", "--out", str(tmp_path / "z")])
     assert result.exit_code == 2 and "did not finish" in result.output
     assert not (tmp_path / "z").exists()
+
+
+def test_users_are_read_page_by_page_without_loss(
+    store: GraphStore, two_runs: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    from serving.export.tables import read_users
+
+    rows = read_users(store, ExportFilters().params(), page=30)
+    ids = [r[0] for r in rows]
+    assert len(ids) == N and ids == sorted(ids) and len(set(ids)) == N
+    high = read_users(store, ExportFilters(bands=("high",)).params(), page=7)
+    assert sorted(r[0] for r in high) == sorted(two_runs[1].query("risk_band == 'high'")["user_id"])
