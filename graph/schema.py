@@ -26,6 +26,8 @@ RING: Final = "Ring"
 # so no feature query can reach them by traversal.
 LABEL: Final = "Label"
 TRUTH_RING: Final = "TruthRingMember"
+# One node per scoring run: (:ScoreRun {run_id, version, at, status, metrics, counts}).
+SCORE_RUN: Final = "ScoreRun"
 
 ID_KEY: Final[dict[str, str]] = {
     USER: "user_id",
@@ -110,7 +112,21 @@ SCORE_PROPERTIES: Final = (
     "score_version",
     "scored_at",
     "reasons",
+    "score_run",
 )
+# What a rescore keeps of the user's previous run (``graph.neo4j.writeback``): the score
+# property on the left is copied into the ``previous_*`` one on the right.
+PREVIOUS_PROPERTIES: Final[dict[str, str]] = {
+    "credit_score": "previous_score",
+    "risk_band": "previous_band",
+    "risk_score": "previous_risk_score",
+    "score_version": "previous_version",
+    "score_run": "previous_run",
+    "scored_at": "previous_scored_at",
+}
+# ScoreRun.status: a run is "started" until every user carries its scores.
+RUN_STARTED: Final = "started"
+RUN_COMPLETE: Final = "complete"
 
 
 def constraint_statements() -> list[str]:
@@ -126,6 +142,10 @@ def constraint_statements() -> list[str]:
     stmts.append(
         f"CREATE CONSTRAINT truth_ring_member IF NOT EXISTS "
         f"FOR (n:{TRUTH_RING}) REQUIRE (n.ring_id, n.user_id) IS UNIQUE"
+    )
+    stmts.append(
+        f"CREATE CONSTRAINT score_run_id IF NOT EXISTS "
+        f"FOR (n:{SCORE_RUN}) REQUIRE n.run_id IS UNIQUE"
     )
     stmts.append(
         f"CREATE INDEX ordered_order_id IF NOT EXISTS FOR ()-[r:{ORDERED}]-() ON (r.order_id)"

@@ -550,5 +550,14 @@ def demo(
     print_summary(summary, console)
 
 
+# -- issue 15: exports and the HTML report (bodies in serving/export, serving/report) ------
+from serving.export.cli import export_command  # noqa: E402  (light: typer and rich only)
+
+app.command("export")(export_command)
+from serving.report.command import report_command  # noqa: E402
+
+app.command("report")(report_command)
+
+
 if __name__ == "__main__":
     app()

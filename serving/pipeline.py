@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, LiteralString
+from typing import TYPE_CHECKING, Any, LiteralString
 
 import numpy as np
 import pandas as pd
@@ -26,11 +26,19 @@ from graph.files import private_umask
 from graph.neo4j.bulk import BulkImportError, BulkReport, bulk_import
 from graph.neo4j.load import ImportReport, import_bundle
 from graph.neo4j.reader import existing_ids, export_graph
+from graph.neo4j.runs import (
+    IncompleteRunError,
+    incomplete_run_ids,
+    mark_complete,
+    run_status,
+    start_run,
+)
 from graph.neo4j.store import GraphStore
 from graph.neo4j.writeback import write_merchant_scores, write_user_scores
 from graph.rings import RingConfig, Rings, detect_rings, match_planted, ring_typologies
 from graph.rings.store import replace_links, write_rings
 from serving.connect import local_server, private_state
+from serving.report.snapshot import evaluation_frame, save_evaluation, save_rings
 from serving.settings import Settings
 from training.config import TrainConfig  # a plain dataclass: no torch import
 
@@ -203,7 +211,7 @@ def run_train(
     ``truth.csv``) to report metrics against the truth too; never used for fitting.
     """
     from training.artifact import save_artifact
-    from training.baselines import compare, oof_model_scores
+    from training.baselines import compare, model_scores, oof_model_scores
     from training.fit import fit
     from training.scorecard import ScoreScale
 
@@ -215,21 +223,25 @@ def run_train(
     with progress_bar(console) as bar:
         on_epoch = _epoch_progress(bar, models, config.epochs, what)
         result = fit(ctx.graph, ctx.features, config, on_epoch, truth)
+    baselines = None
     if compare_baselines and result.folds is not None and result.oof_logits is not None:
-        scores = oof_model_scores(ctx.graph, ctx.features, result.normaliser, result.folds,
-                                  result.oof_logits, settings.seed)  # fmt: skip
+        baselines = oof_model_scores(ctx.graph, ctx.features, result.normaliser, result.folds,
+                                     result.oof_logits, settings.seed)  # fmt: skip
         result.comparison = compare(ctx.graph, ctx.features, result.normaliser, result.split,
-                                    result.oof_logits, settings.seed, truth, scores)  # fmt: skip
+                                    result.oof_logits, settings.seed, truth, baselines)  # fmt: skip
     elif compare_baselines:
+        baselines = model_scores(ctx.graph, ctx.features, result.normaliser, result.split,
+                                 result.logits, settings.seed)  # fmt: skip
         result.comparison = compare(
             ctx.graph, ctx.features, result.normaliser, result.split, result.logits,
-            settings.seed, truth,
+            settings.seed, truth, baselines,
         )  # fmt: skip
     scale = ScoreScale(settings.base_score, settings.base_odds, settings.pdo)
     with private_umask():  # artifacts: this user only
         folder = save_artifact(
             result, scale, settings.artifacts, {"review_model": settings.review_model}
         )
+        save_evaluation(folder, evaluation_frame(result, ctx.graph, baselines))
     return result, folder
 
 
@@ -274,29 +286,59 @@ def run_score(
     ctx: GraphContext | None = None,
     artifact: ModelArtifact | None = None,
 ) -> tuple[Scores, Path, str]:
-    """Score every user, write the scores onto the graph and to Parquet."""
+    """Score every user as one scoring run; write the scores onto the graph and to Parquet.
+
+    The run is a ``ScoreRun`` node, ``started`` before the first write and ``complete`` after
+    the last; a rerun after a crash resumes the open run of the same model (users it already
+    wrote keep their ``previous_*``). The run's data for the report is saved under
+    ``state_dir/runs/<run_id>/``.
+    """
+    from serving.report.snapshot import save_run_snapshot
     from training.artifact import load_artifact
     from training.predict import score_users
 
     ctx = ctx or load_context(store, settings, console)
     artifact = artifact or load_artifact(settings.artifacts)
     scores = score_users(ctx.graph, ctx.features, artifact, settings.device)
+    counts = {"users": len(scores.frame), "merchants": len(ctx.graph.ids["merchant"]),
+              "bands": scores.frame["risk_band"].value_counts().to_dict()}  # fmt: skip
+    run_id, resumed = start_run(store, artifact.version, counts)
+    if resumed:
+        console.print(f"[bold yellow]resuming[/] score run {run_id}, which did not finish")
     scored_at = datetime.now(UTC).isoformat(timespec="seconds")
     with progress_bar(console) as bar:
         task = bar.add_task("write scores", total=len(scores.frame))
         write_user_scores(
-            store, scores.frame, artifact.version, scored_at, settings.write_batch_size,
-            lambda n: bar.advance(task, n),
+            store, scores.frame, artifact.version, scored_at, run_id, incomplete_run_ids(store),
+            settings.write_batch_size, lambda n: bar.advance(task, n),
         )  # fmt: skip
     merchants = pd.DataFrame({"merchant_id": ctx.graph.ids["merchant"],
                               "risk_score": scores.merchant_risk})  # fmt: skip
     write_merchant_scores(store, merchants, artifact.version, scored_at, settings.write_batch_size)
     path = settings.export_dir / f"scores-{artifact.version}.parquet"
-    export = scores.frame.assign(score_version=artifact.version, scored_at=scored_at)
+    export = scores.frame.assign(score_version=artifact.version, scored_at=scored_at,
+                                 score_run=run_id)  # fmt: skip
     with private_umask():  # scores are personal data: the export is for this user only
         settings.export_dir.mkdir(parents=True, exist_ok=True)
         export.to_parquet(path, index=False)
+        save_run_snapshot(settings.state_dir / "runs" / run_id, run_id, artifact, ctx, scores)
+    missing = mark_complete(store, run_id, run_metrics(artifact.metrics), counts)
+    if missing:
+        raise IncompleteRunError(
+            f"score run {run_id}: {missing:,} users on the graph carry no score of this run "
+            "(imported while it ran?); rerun `riskgraph score` to complete it"
+        )
     return scores, path, artifact.version
+
+
+def run_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures a ScoreRun node keeps (AUROC, AUPRC, ECE per head; the rest stays
+    in the artifact)."""
+    return {
+        head: {k: metrics[head][k] for k in ("auroc", "auprc", "ece", "n") if k in metrics[head]}
+        for head in ("fraud", "default")
+        if isinstance(metrics.get(head), dict)
+    }
 
 
 PLANTED: LiteralString = (
@@ -340,14 +382,24 @@ def read_planted(path: Path) -> tuple[pd.DataFrame, pd.Series | None]:
 def rings_from_store(
     store: GraphStore, settings: Settings, graph: GraphExport, copy_groups: np.ndarray | None
 ) -> tuple[Rings, pd.DataFrame]:
-    """Rings from the risk scores stored on the users; links and rings written back."""
+    """Rings from the risk scores stored on the users; links and rings written back.
+
+    Refused while the stored scores come from an unfinished run or mixed model versions
+    (rings would mix two models' risks); the written ring table is kept with the run's data.
+    """
+    status = run_status(store)
+    if status.latest is not None:
+        status.require_consistent()
     risk_cols = store.read_columns(RISK)
     risk = np.zeros(len(graph.ids["user"]))
     pos = graph.index_of("user", np.asarray(risk_cols.get("id", []), dtype=object))
     risk[pos[pos >= 0]] = np.asarray(risk_cols.get("risk", []), dtype=np.float64)[pos >= 0]
     rings = detect_rings(graph, risk, copy_groups, ring_config(settings))
     replace_links(store, rings, graph.ids["user"], settings.write_batch_size)
-    return rings, write_rings(store, rings)
+    written = write_rings(store, rings)
+    if status.latest is not None:
+        save_rings(settings.state_dir / "runs" / status.latest.run_id, written)
+    return rings, written
 
 
 def run_rings(

@@ -181,6 +181,16 @@ class Settings(BaseSettings):
         list(_RINGS.kinds), description="evidence kinds used for linkage"
     )
 
+    # -- exports and privacy (issue 15) ---------------------------------------------------
+    pseudonym_key: SecretStr | None = Field(
+        None,
+        description="key of `riskgraph export --pseudonymise` (HMAC-SHA256 of user, device and "
+        "merchant ids); at least 16 bytes; unset: pseudonymised exports are refused",
+    )
+    export_part_rows: int = Field(
+        1_000_000, ge=1, description="rows per file of `riskgraph export` (larger tables split)"
+    )
+
     @property
     def neo4j_home(self) -> Path:
         return self.state_dir / "neo4j"

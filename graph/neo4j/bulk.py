@@ -306,7 +306,8 @@ def check_endpoints(sources: list[ImportSource]) -> None:
             if len(missing):
                 raise BulkImportError(
                     f"{len(missing)} {src.name} relationship(s) point at {label} ids that are not "
-                    f"in this bundle (e.g. {missing.unique()[:5].tolist()}); the bulk importer "
+                    f"in this bundle (column {column}; ids are personal data, so they are not "
+                    "printed: anti-join the two files to list them); the bulk importer "
                     "builds a new database from the bundle alone, so validate it without "
                     "existing_ids or use the transactional import"
                 )
