@@ -548,5 +548,10 @@ def demo(
     print_summary(summary, console)
 
 
+from serving.api.command import serve_command  # noqa: E402 - issue 14: the web service
+
+app.command("serve")(serve_command)
+
+
 if __name__ == "__main__":
     app()
