@@ -58,19 +58,29 @@ class Limits:
         started = time.perf_counter()
         status = {"code": 500, "sent": False}
 
+        received, over = 0, False
+
         async def sending(message: Message) -> None:
+            if over:  # the app turned the aborted read into its own error: answer 413 instead
+                if message["type"] == "http.response.start" and not status["sent"]:
+                    await _send_json(
+                        sending_raw, 413, f"request body larger than {self.limit} bytes"
+                    )
+                return
+            await sending_raw(message)
+
+        async def sending_raw(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"], status["sent"] = message["status"], True
             await send(message)
 
-        received = 0
-
         async def receiving() -> Message:
-            nonlocal received
+            nonlocal received, over
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
+                    over = True
                     raise BodyTooLarge
             return message
 
@@ -81,11 +91,11 @@ class Limits:
             await self.app(scope, receiving, sending)
         except BodyTooLarge:
             if not status["sent"]:
-                await _send_json(sending, 413, f"request body larger than {self.limit} bytes")
+                await _send_json(sending_raw, 413, f"request body larger than {self.limit} bytes")
         except Exception as exc:
             log.error("internal error (%s)", type(exc).__name__)
             if not status["sent"]:
-                await _send_json(sending, 500, "internal error")
+                await _send_json(sending_raw, 500, "internal error")
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             method = scope.get("method", "")

@@ -29,7 +29,7 @@ HEADERS = {"X-API-Key": KEY}
 def api_settings(neo4j_settings: Settings) -> Settings:
     return neo4j_settings.model_copy(
         update={
-            "epochs": 6, "patience": 3, "folds": 2,
+            "epochs": 25, "patience": 6, "folds": 2,
             "api_keys": SecretStr(f"{KEY},{REVOKED}"), "api_revoked_keys": SecretStr(REVOKED),
             "api_max_batch": 20, "api_max_event_rows": 50, "api_max_body_bytes": 64 * 1024,
         }
