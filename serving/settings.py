@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     )
     write_batch_size: int = Field(10_000, ge=1, description="rows per UNWIND write transaction")
     neo4j_connect_timeout_s: float = Field(
-        5.0,
+        3.0,
         gt=0,
         description="seconds a Bolt connection (TCP connect and handshake) may take before the "
         "command fails: a stopped or frozen server is reported in seconds",
