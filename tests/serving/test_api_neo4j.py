@@ -31,6 +31,9 @@ def test_health_ready_metrics(client: TestClient) -> None:
         in text
     )
     assert "riskgraph_request_seconds_bucket" in text and "riskgraph_model_info" in text
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/users/{user_id}/score", "/v1/score", "/v1/events", "/v1/rings"} <= set(paths)
+    assert client.get("/docs").status_code == 200
 
 
 def test_api_key(client: TestClient, scored_graph: Settings) -> None:
