@@ -557,6 +557,11 @@ app.command("export")(export_command)
 from serving.report.command import report_command  # noqa: E402
 
 app.command("report")(report_command)
+from serving.api.command import serve_command  # noqa: E402 - issue 14: the web service
+from serving.catalogue_command import query_command  # noqa: E402 - issue 14: the catalogue
+
+app.command("serve")(serve_command)
+app.command("query")(query_command)
 
 
 if __name__ == "__main__":

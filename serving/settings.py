@@ -191,6 +191,23 @@ class Settings(BaseSettings):
         1_000_000, ge=1, description="rows per file of `riskgraph export` (larger tables split)"
     )
 
+    # -- web service (`riskgraph serve`, serving/api/) -------------------------------------
+    api_keys: SecretStr = Field(
+        SecretStr(""), description="comma-separated API keys; the service refuses to start without"
+    )
+    api_revoked_keys: SecretStr = Field(
+        SecretStr(""), description="comma-separated keys refused with 403 even if still listed"
+    )
+    api_max_batch: int = Field(100, ge=1, description="most user ids in one POST /v1/score")
+    api_max_event_rows: int = Field(500, ge=1, description="most rows in one POST /v1/events")
+    api_max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body")
+    api_neo4j_timeout_s: float = Field(
+        0.8, gt=0, description="connect, pool wait and query time limit of one API request"
+    )
+    api_fanout: int = Field(
+        5000, ge=1, description="most edges per relation read for one user's online rescoring"
+    )
+
     @property
     def neo4j_home(self) -> Path:
         return self.state_dir / "neo4j"

@@ -60,7 +60,7 @@ KEEP_ALIVE_CONF = {
 
 # How long a Bolt connection (TCP connect and handshake) may take before it counts as failed: a
 # silent server is reported in seconds, not after the driver's 60 s and 30 s of retries.
-CONNECT_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 3.0
 
 
 class Neo4jProvisionError(RuntimeError):

@@ -1,0 +1,173 @@
+"""Latency and throughput of `riskgraph serve` at 1, 10 and 50 concurrent clients.
+
+Starts the service as its own process on 127.0.0.1 (as deployed: `python -m serving.cli serve`)
+against the configured, already scored Neo4j graph, waits until /readyz, then measures in
+this process, with one keep-alive HTTP client per client thread:
+
+- ``baseline``: one raw parameterised Cypher read of the stored score over Bolt (no HTTP);
+- ``score``: GET /v1/users/{id}/score (the stored score);
+- ``score fresh``: GET …?fresh=true (the user rescored online against the snapshot);
+- ``event``: POST /v1/events with one new paid order, upserted and the user rescored.
+
+Usage (with the graph of `riskgraph demo --users 10000` in the configured database):
+    python bench/api_bench.py --requests 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+import numpy as np
+
+from serving.connect import open_store
+from serving.settings import Settings
+
+STORED = "MATCH (u:User {user_id: $id}) RETURN u.risk_score AS r, u.credit_score AS c"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def measure(call: Callable[[int], None], clients: int, total: int) -> dict[str, float]:
+    """Run ``total`` calls spread over ``clients`` threads; latency percentiles and rate."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    counter = iter(range(total))
+
+    def worker() -> None:
+        mine = []
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                break
+            started = time.perf_counter()
+            call(i)
+            mine.append(time.perf_counter() - started)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    ms = np.asarray(latencies) * 1e3
+    return {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
+            "p99": float(np.percentile(ms, 99)), "rps": total / wall}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300, help="requests per row")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 10, 50])
+    args = parser.parse_args()
+    settings = Settings()
+    key = secrets.token_urlsafe(24)
+    port = _port()
+    env = {**os.environ, "RISKGRAPH_API_KEYS": key}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "serving.cli", "serve", "--port", str(port)], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        started = time.perf_counter()
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.perf_counter() - started > 600:
+                raise SystemExit("the service did not become ready")
+            time.sleep(1)
+        ready_s = time.perf_counter() - started
+        with open_store(settings, start=False) as store:
+            rows = store.read("MATCH (u:User) WHERE u.risk_score IS NOT NULL "
+                              "MATCH (u)-[:ORDERED]->(p:Product) WITH u, min(p.product_id) AS p "
+                              "RETURN u.user_id AS u, p ORDER BY u.user_id")  # fmt: skip
+            users = {"n": store.read("MATCH (u:User) RETURN count(u) AS n")[0]["n"]}
+            ids = [r["u"] for r in rows]
+            products = [r["p"] for r in rows]
+            rng = np.random.default_rng(0)
+            pick = rng.permutation(len(ids))
+            local = threading.local()
+
+            def client() -> httpx.Client:
+                if not hasattr(local, "c"):
+                    local.c = httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=10)
+                c: httpx.Client = local.c
+                return c
+
+            failures: list[int] = []
+
+            def check(resp: httpx.Response) -> None:
+                if resp.status_code != 200:  # counted, printed per row
+                    failures.append(resp.status_code)
+
+            run = datetime.now(UTC).strftime("%H%M%S")
+            now = datetime.now(UTC).isoformat()
+
+            def user(i: int) -> str:
+                return str(ids[pick[i % len(ids)]])
+
+            def baseline(i: int) -> None:
+                store.read(STORED, id=user(i))
+
+            def stored(i: int) -> None:
+                check(client().get(f"/v1/users/{user(i)}/score"))
+
+            def fresh(i: int) -> None:
+                check(client().get(f"/v1/users/{user(i)}/score", params={"fresh": "true"}))
+
+            calls: dict[str, Callable[[int], None]] = {
+                "baseline (Bolt read)": baseline,
+                "score (stored)": stored,
+                "score fresh (online)": fresh,
+            }
+
+            def event(i: int) -> None:
+                j = int(pick[i % len(ids)])
+                order = {"order_id": f"bench-{run}-{i}", "user_id": ids[j],
+                         "product_id": products[j], "amount": 25.0, "ts": now, "status": "paid"}  # fmt: skip
+                check(client().post("/v1/events", json={"orders": [order]}))
+
+            calls["event + rescore"] = event
+            print(f"graph: {users['n']} users; service ready in {ready_s:.0f} s; "
+                  f"{args.requests} requests per row; client and server on 127.0.0.1")  # fmt: skip
+            print(
+                f"{'workload':24} {'clients':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8}"
+            )
+            offset = 0
+            for name, call in calls.items():
+                for clients in args.clients:
+                    measure(call, clients, min(20, args.requests))  # warm-up
+                    shifted = (lambda c, o: lambda i: c(i + o))(call, offset)
+                    failures.clear()
+                    r = measure(shifted, clients, args.requests)
+                    offset += args.requests
+                    print(f"{name:24} {clients:>7} {r['p50']:>8.1f} {r['p95']:>8.1f} "
+                          f"{r['p99']:>8.1f} {r['rps']:>8.0f} {len(failures):>8}", flush=True)  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""POST /v1/events: orders, logins and reviews as bundle rows, validated like `import`.
+
+The rows go through ``graph.bundle.validate`` (the import's own rules, references checked
+against the stored ids they name); if any row breaks a rule the answer is a 422 naming the
+table, row, field and rule, and nothing is written. Good batches are upserted with the
+import's own queries (``graph.neo4j.load.WRITES``: MERGE by order/review id, logins folded
+into the user–device edge), so the same event twice changes nothing. Each affected user is
+then rescored online and the new score stored on the user and returned.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, LiteralString
+
+import pandas as pd
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from graph.bundle import OPTIONAL_COLUMNS, REQUIRED, normalize_ids, validate
+from graph.neo4j.load import WRITES, columns_for
+from serving.api.deps import ScorerDep, require_key
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
+TABLES = ("logins", "orders", "reviews")
+Value = str | int | float | None
+Row = dict[Annotated[str, Field(max_length=64)], Value]
+EXISTING: LiteralString = """
+RETURN [x IN $users WHERE EXISTS { MATCH (:User {user_id: x}) }] AS users,
+       [x IN $products WHERE EXISTS { MATCH (:Product {product_id: x}) }] AS products,
+       [x IN $devices WHERE EXISTS { MATCH (:Device {device_id: x}) }] AS devices
+"""
+
+
+class Events(BaseModel):
+    """New events, each a row of the bundle table of the same name."""
+
+    model_config = ConfigDict(extra="forbid")
+    orders: list[Row] = Field(default_factory=list)
+    logins: list[Row] = Field(default_factory=list)
+    reviews: list[Row] = Field(default_factory=list)
+
+
+def _frames(body: Events, limit: int) -> dict[str, pd.DataFrame]:
+    """Rows as string tables (as the bundle reader gives them); 422 for an unknown or
+    missing field, 413 beyond the row limit."""
+    rows = {t: getattr(body, t) for t in TABLES}
+    total = sum(len(r) for r in rows.values())
+    if total == 0:
+        raise HTTPException(422, "no events: send orders, logins or reviews")
+    if total > limit:
+        raise HTTPException(413, f"at most {limit} event rows per request, got {total}")
+    frames: dict[str, pd.DataFrame] = {}
+    for table, items in rows.items():
+        if not items:
+            continue
+        allowed = (*REQUIRED[table], *OPTIONAL_COLUMNS.get(table, ()))
+        for i, item in enumerate(items):
+            unknown = sorted(set(item) - set(allowed))
+            missing = [c for c in REQUIRED[table] if c not in item]
+            if unknown or missing:
+                what = (
+                    f"unknown field {unknown[0]!r}" if unknown else f"missing field {missing[0]!r}"
+                )
+                raise HTTPException(422, f"{table}[{i}]: {what} (fields: {', '.join(allowed)})")
+        frames[table] = pd.DataFrame(
+            [{c: "" if item.get(c) is None else str(item[c]) for c in allowed if c in item}
+             for item in items], dtype=object,
+        ).fillna("")  # fmt: skip
+    return frames
+
+
+def _existing(scorer: Any, frames: dict[str, pd.DataFrame]) -> dict[str, pd.Index]:
+    """The stored ids among those the rows reference (one read)."""
+    wanted: dict[str, set[str]] = {"users": set(), "products": set(), "devices": set()}
+    for frame in frames.values():
+        norm = normalize_ids(frame)
+        for col, table in (("user_id", "users"), ("product_id", "products"),
+                           ("device_id", "devices")):  # fmt: skip
+            if col in norm:
+                wanted[table].update(v for v in norm[col] if v)
+    found = scorer.store.read(EXISTING, **{k: sorted(v) for k, v in wanted.items()})[0]
+    return {table: pd.Index(found[table], dtype=object) for table in wanted}
+
+
+@router.post("/events")
+def post_events(body: Events, request: Request, scorer: ScorerDep) -> dict[str, Any]:
+    """Validate, upsert idempotently, rescore the affected users and return their scores."""
+    settings = request.app.state.settings
+    frames = _frames(body, settings.api_max_event_rows)
+    bundle = validate(frames, Path("api-events"), _existing(scorer, frames),
+                      settings.max_field_bytes)  # fmt: skip
+    if len(bundle.rejects):
+        problems = [
+            {"table": r.table, "row": int(r.row) - 1, "rule": r.rule, "detail": r.detail}
+            for r in bundle.rejects.head(20).itertuples()
+        ]
+        raise HTTPException(422, "; ".join(
+            f"{p['table']}[{p['row']}]: {p['rule']} ({p['detail']})" for p in problems
+        ) + "; nothing was written")  # fmt: skip
+    scorer.ensure_snapshot()  # not ready: refuse before writing, not after
+    accepted: dict[str, int] = {}
+    for write in WRITES:
+        frame = bundle.tables.get(write.table)
+        if frame is None or frame.empty:
+            continue
+        scorer.store.write_columns(write.query, columns_for(write.table, frame),
+                                   update=write.update)  # fmt: skip
+        accepted[write.table] = len(frame)
+    users = sorted({u for f in bundle.tables.values() for u in f["user_id"]})
+    scores = [s for u in users if (s := scorer.online(u, write=True)) is not None]
+    return {"accepted": accepted, "scores": scores}

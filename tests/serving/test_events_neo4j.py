@@ -1,0 +1,126 @@
+"""POST /v1/events against the real Neo4j: validation, idempotency, the score moving, thin files."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from graph.neo4j.load import USERS, columns_for
+from serving.connect import open_store
+from serving.settings import Settings
+from tests.serving.conftest import HEADERS
+from tests.serving.graph_state import SCORE_KEYS, graph_state
+
+pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
+
+QUIET_USER = """
+MATCH (u:User)-[:ORDERED]->(p:Product) WHERE u.risk_score < 0.3
+WITH u, p ORDER BY u.risk_score, u.user_id LIMIT 1
+MATCH (u)-[:USES]->(d:Device)
+RETURN u.user_id AS user, p.product_id AS product, d.device_id AS device,
+       toString(datetime({epochMillis: COLLECT { MATCH ()-[o:ORDERED]->() RETURN max(o.ts.epochMillis) }[0]})) AS latest
+LIMIT 1
+"""
+
+
+def _quiet(settings: Settings) -> dict[str, Any]:
+    with open_store(settings, start=False) as store:
+        return store.read(QUIET_USER)[0]
+
+
+def _orders(who: dict[str, Any], prefix: str, n: int, status: str) -> list[dict[str, Any]]:
+    start = datetime.fromisoformat(who["latest"].replace("Z", "+00:00"))
+    return [
+        {"order_id": f"{prefix}-{i}", "user_id": who["user"], "product_id": who["product"],
+         "amount": 480.0 + i, "ts": (start + timedelta(minutes=10 * i)).isoformat(),
+         "status": status, "device_id": who["device"]}
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def test_five_chargebacks_raise_risk_at_once(client: TestClient, scored_graph: Settings) -> None:
+    who = _quiet(scored_graph)
+    url = f"/v1/users/{who['user']}/score"
+    before = client.get(f"{url}?fresh=true", headers=HEADERS).json()
+    got = client.post("/v1/events", json={"orders": _orders(who, "cb", 5, "chargeback")},
+                      headers=HEADERS)  # fmt: skip
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert body["accepted"] == {"orders": 5}
+    after = body["scores"][0]
+    assert after["user_id"] == who["user"]
+    assert after["fraud_probability"] > before["fraud_probability"] + 0.01
+    assert after["credit_score"] <= before["credit_score"]
+    assert "chargeback_rate" in [r["code"] for r in after["reasons"]]
+    stored = client.get(url, headers=HEADERS).json()  # the event stored the new score
+    assert stored["fraud_probability"] == pytest.approx(after["fraud_probability"])
+
+
+def test_same_event_twice_changes_nothing(client: TestClient, scored_graph: Settings) -> None:
+    who = _quiet(scored_graph)
+    events = {"orders": _orders(who, "idem", 2, "paid"),
+              "logins": [{"user_id": who["user"], "device_id": who["device"], "ts": who["latest"]}],
+              "reviews": [{"review_id": "idem-r", "user_id": who["user"],
+                           "product_id": who["product"], "rating": 4, "text": "fine, thanks",
+                           "ts": who["latest"]}]}  # fmt: skip
+    first = client.post("/v1/events", json=events, headers=HEADERS)
+    assert first.status_code == 200, first.text
+    with open_store(scored_graph, start=False) as store:
+        state = graph_state(store, SCORE_KEYS)
+        second = client.post("/v1/events", json=events, headers=HEADERS)
+        assert second.status_code == 200
+        assert graph_state(store, SCORE_KEYS) == state
+    assert second.json()["scores"][0]["fraud_probability"] == pytest.approx(
+        first.json()["scores"][0]["fraud_probability"], abs=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        ({"reviews": [{"review_id": "bad-r", "user_id": "U000001", "product_id": "P000001",
+                       "rating": 7, "text": "x", "ts": "2026-01-01T00:00:00Z"}]},
+         "reviews[0]: rating_out_of_range"),
+        ({"orders": [{"order_id": "bad-o", "user_id": "nobody", "product_id": "P000001",
+                      "amount": 1, "ts": "2026-01-01T00:00:00Z", "status": "paid"}]},
+         "orders[0]: unknown_reference"),
+        ({"orders": [{"order_id": "bad-o", "user_id": "U000001", "product_id": "P000001",
+                      "amount": -1, "ts": "yesterday", "status": "stolen"}]},
+         "orders[0]: bad_timestamp"),
+        ({"logins": [{"user_id": "U000001", "device_id": "D000001"}]}, "missing field 'ts'"),
+        ({"logins": [{"user_id": "U000001", "device_id": "D000001", "ts": "2026-01-01",
+                      "password": "x"}]}, "unknown field 'password'"),
+        ({}, "no events"),
+    ],
+)  # fmt: skip
+def test_bad_rows_write_nothing(
+    client: TestClient, scored_graph: Settings, events: dict[str, Any], expected: str
+) -> None:
+    with open_store(scored_graph, start=False) as store:
+        state = graph_state(store)
+        good = {"order_id": "good-o", "user_id": "U000001", "product_id": "P000001",
+                "amount": 5, "ts": "2026-01-01T00:00:00Z", "status": "paid"}  # fmt: skip
+        batch = {**events, "orders": [*events.get("orders", []), good]} if events else events
+        got = client.post("/v1/events", json=batch, headers=HEADERS)
+        assert got.status_code == 422, got.text
+        assert expected in got.json()["error"]["message"]
+        assert graph_state(store) == state
+
+
+def test_thin_file_user(client: TestClient, scored_graph: Settings) -> None:
+    """A user with no orders, logins or reviews gets a valid score and the thin-file reason."""
+    frame = pd.DataFrame({"user_id": ["brand-new"], "created_at": [1_780_000_000_000],
+                          "country": ["DE"]})  # fmt: skip
+    with open_store(scored_graph, start=False) as store:
+        store.write_columns(USERS, columns_for("users", frame))
+    got = client.get("/v1/users/brand-new/score", headers=HEADERS)
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert body["reasons"] == [
+        {"code": "thin_file", "text": "thin file: no orders, logins or reviews yet"}
+    ]
+    assert 300 <= body["credit_score"] <= 850 and 0.0 < body["fraud_probability"] < 1.0
