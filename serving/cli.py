@@ -295,6 +295,9 @@ def train(
             dir_okay=False,
         ),
     ] = None,
+    nproc: Annotated[
+        int, typer.Option(help="data-parallel ranks (torchrun): DDP, each on its share of seeds")
+    ] = 1,
 ) -> None:
     """Train the heterogeneous GNN on the observed labels; print AUROC/AUPRC.
 
@@ -313,10 +316,24 @@ def train(
         if split not in ("crossfit", "time", "stratified"):
             _fail(f"--split {split!r}: use crossfit, time or stratified", code=2)
         settings = settings.model_copy(update={"split": split})
-    with open_store(settings) as store:
-        result, folder = run_train(
-            store, settings, console, compare_baselines=compare, truth_path=truth
-        )
+    if nproc > 1:  # hand this command line to torchrun; the ranks come back here
+        from serving.launch import launch_ranks
+
+        return launch_ranks(nproc)
+    from training import distributed
+    from training.fit import pick_device
+
+    distributed.init_from_env(pick_device(settings.device))
+    out = console if distributed.is_main() else Console(quiet=True)
+    try:
+        with open_store(settings) as store:
+            result, folder = run_train(
+                store, settings, out, compare_baselines=compare, truth_path=truth
+            )
+    finally:
+        distributed.shutdown()
+    if not distributed.is_main():
+        return None
     m = result.metrics
     what = m.get("evaluation") or f"held-out test users, {settings.split} split"
     if result.comparison is not None:

@@ -224,6 +224,10 @@ def run_train(
             ctx.graph, ctx.features, result.normaliser, result.split, result.logits,
             settings.seed, truth,
         )  # fmt: skip
+    from training.distributed import is_main
+
+    if not is_main():  # a torchrun rank other than 0: rank 0 saves the (identical) model
+        return result, settings.artifacts
     scale = ScoreScale(settings.base_score, settings.base_odds, settings.pdo)
     with private_umask():  # artifacts: this user only
         folder = save_artifact(

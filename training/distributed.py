@@ -113,8 +113,11 @@ def param_checksum(model: nn.Module) -> float:
 
 
 def is_main() -> bool:
-    """Rank 0 (or no process group): the one that saves artifacts and prints."""
-    return world()[0] == 0
+    """Rank 0 (or no process group): the one that saves artifacts and prints; read from
+    ``RANK`` when the group is already down, so the answer holds after :func:`shutdown`."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def shutdown() -> None:
