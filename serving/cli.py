@@ -407,14 +407,24 @@ def backtest(
 
 
 @app.command()
-def score() -> None:
+def score(
+    shard: Annotated[
+        str | None,
+        typer.Option(help="I/N: score only shard I (0-based) of N, a contiguous user-id range"),
+    ] = None,
+    nproc: Annotated[int, typer.Option(help="run N shards as torchrun ranks")] = 1,
+) -> None:
     """Score every user; write scores onto the User nodes and a Parquet export."""
     from serving.connect import open_store
+    from serving.launch import launch_ranks, parse_shard
     from serving.pipeline import run_score
 
+    if nproc > 1:  # each rank scores shard RANK/WORLD_SIZE
+        return launch_ranks(nproc)
+    part = parse_shard(shard)
     settings = _settings()
     with open_store(settings) as store:  # no artifact, or features that do not match it: one line
-        scores, path, version = run_score(store, settings, console)
+        scores, path, version = run_score(store, settings, console, shard=part)
     console.print(f"scored {len(scores.frame):,} users with model {version}; export {path}")
 
 

@@ -56,3 +56,18 @@ def launch_ranks(nproc: int, argv: list[str] | None = None) -> None:
 def is_rank() -> bool:
     """True inside a rank started by torchrun with more than one process."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"I/N"`` -> ``(I, N)``; none given: this rank's shard under torchrun, else None."""
+    if text is None:
+        if is_rank():
+            return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        return None
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: write I/N, e.g. 0/4 (shards count from 0)") from None
+    if not 0 <= i < n:
+        raise ValueError(f"--shard {text!r}: need 0 <= I < N")
+    return i, n

@@ -276,14 +276,20 @@ def run_score(
     console: Console,
     ctx: GraphContext | None = None,
     artifact: ModelArtifact | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> tuple[Scores, Path, str]:
-    """Score every user, write the scores onto the graph and to Parquet."""
+    """Score every user, write the scores onto the graph and to Parquet.
+
+    ``shard=(i, n)``: only shard i (0-based) of n, a contiguous range of user ids; it writes
+    its own batches and its own Parquet part, and shard 0 also writes the merchants' scores.
+    """
     from training.artifact import load_artifact
-    from training.predict import score_users
+    from training.predict import score_users, shard_rows
 
     ctx = ctx or load_context(store, settings, console)
     artifact = artifact or load_artifact(settings.artifacts)
-    scores = score_users(ctx.graph, ctx.features, artifact, settings.device)
+    rows = shard_rows(ctx.graph.ids["user"], *shard) if shard else None
+    scores = score_users(ctx.graph, ctx.features, artifact, settings.device, rows)
     scored_at = datetime.now(UTC).isoformat(timespec="seconds")
     with progress_bar(console) as bar:
         task = bar.add_task("write scores", total=len(scores.frame))
@@ -293,8 +299,12 @@ def run_score(
         )  # fmt: skip
     merchants = pd.DataFrame({"merchant_id": ctx.graph.ids["merchant"],
                               "risk_score": scores.merchant_risk})  # fmt: skip
-    write_merchant_scores(store, merchants, artifact.version, scored_at, settings.write_batch_size)
-    path = settings.export_dir / f"scores-{artifact.version}.parquet"
+    if shard is None or shard[0] == 0:  # merchants: computed from every user, written once
+        write_merchant_scores(
+            store, merchants, artifact.version, scored_at, settings.write_batch_size
+        )
+    part = f".part-{shard[0]:05d}-of-{shard[1]:05d}" if shard else ""
+    path = settings.export_dir / f"scores-{artifact.version}{part}.parquet"
     export = scores.frame.assign(score_version=artifact.version, scored_at=scored_at)
     with private_umask():  # scores are personal data: the export is for this user only
         settings.export_dir.mkdir(parents=True, exist_ok=True)
