@@ -43,10 +43,9 @@ def trained(
     from serving.connect import open_store
 
     work = tmp_path_factory.mktemp("shards")
-    settings = neo4j_settings.model_copy(
-        update={"artifact_dir": work / "artifacts", "export_dir": work / "exports",
-                "split": "time", "epochs": 3, "patience": 2}  # fmt: skip
-    )
+    update = {"artifact_dir": work / "artifacts", "export_dir": work / "exports",
+              "split": "time", "epochs": 3, "patience": 2}  # fmt: skip
+    settings = neo4j_settings.model_copy(update=update)
     with open_store(settings, start=False) as store:
         store.delete_all()
         run_import(store, settings, small_bundle, work / "report", QUIET)
