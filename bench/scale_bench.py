@@ -9,8 +9,8 @@ offline importer; it replaces the settings' database) -> export over Bolt -> beh
 (mini-batches, time split) -> scoring (full-graph pass and the reasons' backward pass) ->
 rings (from the scores). Peak memory is the process's highest resident set during the stage
 (sampled every 20 ms). Baselines in the same run, over the same arrays (the user-to-device and
-order edges): ``argsort`` (an n log n reference) and ``bincount`` (a linear pass). The exponent
-is the least-squares slope of log(seconds) on log(users); n log n between 100k and 500k users
+order edges): ``argsort`` (an n log n reference) and ``bincount`` (a linear pass), 200 times
+each. The exponent is the least-squares slope of log(seconds) on log(users); n log n between 100k and 500k users
 fits an exponent of about 1.1, so a stage fitting much above that grows faster than n log n.
 """
 
@@ -105,9 +105,9 @@ def run_size(n: int, work: Path) -> dict[str, tuple[float, int]]:
         [g.edges[("user", "uses", "device")]["src"].to_numpy(np.int64)]
         + [f["src"].to_numpy(np.int64) for et, f in g.edges.items() if et[1] == "ordered"]
     )
-    reps = 20  # the baselines are fast: repeat them so their times are well above noise
-    stage("argsort×20", lambda: [np.argsort(edges, kind="stable") for _ in range(reps)])
-    stage("bincount×20", lambda: [np.bincount(edges) for _ in range(reps)])
+    reps = 200  # the baselines are fast: repeat them so their times are well above noise
+    stage("argsort×200", lambda: [np.argsort(edges, kind="stable") for _ in range(reps)])
+    stage("bincount×200", lambda: [np.bincount(edges) for _ in range(reps)])
     return out
 
 
