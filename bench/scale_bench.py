@@ -10,8 +10,8 @@ offline importer; it replaces the settings' database) -> export over Bolt -> beh
 rings (from the scores). Peak memory is the process's highest resident set during the stage
 (sampled every 20 ms). Baselines in the same run, over the same arrays (the user-to-device and
 order edges): ``argsort`` (an n log n reference) and ``bincount`` (a linear pass), 200 times
-each. The exponent is the least-squares slope of log(seconds) on log(users); n log n between 100k and 500k users
-fits an exponent of about 1.1, so a stage fitting much above that grows faster than n log n.
+each. The exponent is the least-squares slope of log(seconds) on log(users); n log n between
+100k and 500k users fits an exponent of about 1.1 (printed for the sizes run), so a stage fitting much above that grows faster than n log n.
 """
 
 from __future__ import annotations
