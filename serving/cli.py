@@ -296,6 +296,9 @@ def train(
             dir_okay=False,
         ),
     ] = None,
+    nproc: Annotated[
+        int, typer.Option(help="data-parallel ranks (torchrun): DDP, each on its share of seeds")
+    ] = 1,
 ) -> None:
     """Train the heterogeneous GNN on the observed labels; print AUROC/AUPRC.
 
@@ -315,10 +318,24 @@ def train(
     from serving.pipeline import run_train
     from serving.report import metrics_table, print_guard
 
-    with open_store(settings) as store:
-        result, folder = run_train(
-            store, settings, console, compare_baselines=compare, truth_path=truth
-        )
+    if nproc > 1:  # hand this command line to torchrun; the ranks come back here
+        from serving.launch import launch_ranks
+
+        return launch_ranks(nproc)
+    from training import distributed
+    from training.fit import pick_device
+
+    distributed.init_from_env(pick_device(settings.device))
+    out = console if distributed.is_main() else Console(quiet=True)
+    try:
+        with open_store(settings) as store:
+            result, folder = run_train(
+                store, settings, out, compare_baselines=compare, truth_path=truth
+            )
+    finally:
+        distributed.shutdown()
+    if not distributed.is_main():
+        return None
     m = result.metrics
     what = m.get("evaluation") or f"held-out test users, {settings.split} split"
     if result.comparison is not None:
@@ -392,14 +409,24 @@ def backtest(
 
 
 @app.command()
-def score() -> None:
+def score(
+    shard: Annotated[
+        str | None,
+        typer.Option(help="I/N: score only shard I (0-based) of N, a contiguous user-id range"),
+    ] = None,
+    nproc: Annotated[int, typer.Option(help="run N shards as torchrun ranks")] = 1,
+) -> None:
     """Score every user; write scores onto the User nodes and a Parquet export."""
     from serving.connect import open_store
+    from serving.launch import launch_ranks, parse_shard
     from serving.pipeline import run_score
 
+    if nproc > 1:  # each rank scores shard RANK/WORLD_SIZE
+        return launch_ranks(nproc)
+    part = parse_shard(shard)
     settings = _settings()
     with open_store(settings) as store:  # no artifact, or features that do not match it: one line
-        scores, path, version = run_score(store, settings, console)
+        scores, path, version = run_score(store, settings, console, shard=part)
     console.print(f"scored {len(scores.frame):,} users with model {version}; export {path}")
 
 

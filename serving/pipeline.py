@@ -29,6 +29,7 @@ from graph.neo4j.reader import existing_ids, export_graph
 from graph.neo4j.runs import (
     IncompleteRunError,
     incomplete_run_ids,
+    join_run,
     mark_complete,
     run_status,
     start_run,
@@ -236,6 +237,10 @@ def run_train(
             ctx.graph, ctx.features, result.normaliser, result.split, result.logits,
             settings.seed, truth, baselines,
         )  # fmt: skip
+    from training.distributed import is_main
+
+    if not is_main():  # a torchrun rank other than 0: rank 0 saves the (identical) model
+        return result, settings.artifacts
     scale = ScoreScale(settings.base_score, settings.base_odds, settings.pdo)
     with private_umask():  # artifacts: this user only
         folder = save_artifact(
@@ -285,6 +290,7 @@ def run_score(
     console: Console,
     ctx: GraphContext | None = None,
     artifact: ModelArtifact | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> tuple[Scores, Path, str]:
     """Score every user as one scoring run; write the scores onto the graph and to Parquet.
 
@@ -292,17 +298,26 @@ def run_score(
     the last; a rerun after a crash resumes the open run of the same model (users it already
     wrote keep their ``previous_*``). The run's data for the report is saved under
     ``state_dir/runs/<run_id>/``.
+
+    ``shard=(i, n)``: only shard i (0-based) of n, a contiguous range of user ids; it writes
+    its own batches and its own Parquet part, and shard 0 also writes the merchants' scores.
+    Shard 0 opens the run and the others join it; the shard that writes the last users
+    completes it.
     """
     from serving.report.snapshot import save_run_snapshot
     from training.artifact import load_artifact
-    from training.predict import score_users
+    from training.predict import score_users, shard_rows
 
     ctx = ctx or load_context(store, settings, console)
     artifact = artifact or load_artifact(settings.artifacts)
-    scores = score_users(ctx.graph, ctx.features, artifact, settings.device)
-    counts = {"users": len(scores.frame), "merchants": len(ctx.graph.ids["merchant"]),
+    rows = shard_rows(ctx.graph.ids["user"], *shard) if shard else None
+    scores = score_users(ctx.graph, ctx.features, artifact, settings.device, rows)
+    counts = {"users": len(ctx.graph.ids["user"]), "merchants": len(ctx.graph.ids["merchant"]),
               "bands": scores.frame["risk_band"].value_counts().to_dict()}  # fmt: skip
-    run_id, resumed = start_run(store, artifact.version, counts)
+    if shard is None or shard[0] == 0:
+        run_id, resumed = start_run(store, artifact.version, counts)
+    else:
+        run_id, resumed = join_run(store, artifact.version), False
     if resumed:
         console.print(f"[bold yellow]resuming[/] score run {run_id}, which did not finish")
     scored_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -314,16 +329,24 @@ def run_score(
         )  # fmt: skip
     merchants = pd.DataFrame({"merchant_id": ctx.graph.ids["merchant"],
                               "risk_score": scores.merchant_risk})  # fmt: skip
-    write_merchant_scores(store, merchants, artifact.version, scored_at, settings.write_batch_size)
-    path = settings.export_dir / f"scores-{artifact.version}.parquet"
+    if shard is None or shard[0] == 0:  # merchants: computed from every user, written once
+        write_merchant_scores(
+            store, merchants, artifact.version, scored_at, settings.write_batch_size
+        )
+    part = f".part-{shard[0]:05d}-of-{shard[1]:05d}" if shard else ""
+    path = settings.export_dir / f"scores-{artifact.version}{part}.parquet"
     export = scores.frame.assign(score_version=artifact.version, scored_at=scored_at,
                                  score_run=run_id)  # fmt: skip
     with private_umask():  # scores are personal data: the export is for this user only
         settings.export_dir.mkdir(parents=True, exist_ok=True)
         export.to_parquet(path, index=False)
-        save_run_snapshot(settings.state_dir / "runs" / run_id, run_id, artifact, ctx, scores)
+        if shard is None:  # the report's data needs every user's score
+            save_run_snapshot(settings.state_dir / "runs" / run_id, run_id, artifact, ctx, scores)
     missing = mark_complete(store, run_id, run_metrics(artifact.metrics), counts)
-    if missing:
+    if missing and shard is not None:
+        console.print(f"shard {shard[0]}/{shard[1]} written; run {run_id} completes when the "
+                      f"other shards have written their {missing:,} users")  # fmt: skip
+    elif missing:
         raise IncompleteRunError(
             f"score run {run_id}: {missing:,} users on the graph carry no score of this run "
             "(imported while it ran?); rerun `riskgraph score` to complete it"

@@ -25,6 +25,7 @@ from encoders.features import NodeFeatures, Normaliser
 from graph.export import GraphExport
 from graph.sampling.sampler import HeteroNeighborSampler
 from graph.schema import EdgeType
+from training import distributed
 from training.config import TrainConfig
 from training.folds import split_guard
 from training.inputs import edge_dims, graph_data, set_visible_labels
@@ -59,9 +60,10 @@ class TrainResult:
 
 def pick_device(name: str | None) -> torch.device:
     """The requested device, else CUDA when present, else CPU (chosen once, never hard-coded)."""
-    if name:
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = (
+        torch.device(name) if name else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    )
+    return distributed.rank_device(dev)  # under torchrun on GPUs: this rank's own GPU
 
 
 def _bce(logits: Tensor, target: Tensor, pos_weight: Tensor) -> Tensor:
@@ -234,7 +236,9 @@ def _train_member(
         config.dropout,
     ).to(device)  # fmt: skip
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sampler = HeteroNeighborSampler(data, num_neighbors=list(config.fanouts), seed=seed)
+    rank, _ = distributed.world()  # under torchrun: DDP, this rank's slice of the seeds
+    trained = distributed.wrap(model)
+    sampler = HeteroNeighborSampler(data, num_neighbors=list(config.fanouts), seed=seed + rank)
     autocast = device.type == "cuda"
     pw_f, pw_d = inputs.pos_weights
     best_score, best_state, best_epoch = -1.0, None, 0
@@ -245,16 +249,17 @@ def _train_member(
             n_shown = int(len(train_users) * config.label_input_share)
             set_visible_labels(data, y_fraud, train_users[:n_shown])
             train_users = train_users[n_shown:]
+        train_users = distributed.rank_slice(train_users)
         loader = NodeLoader(
             data, node_sampler=sampler, input_nodes=("user", torch.from_numpy(train_users)),
             batch_size=config.batch_size, shuffle=False,  # already permuted with rng
         )  # fmt: skip
-        model.train()
+        trained.train()
         total, batches = 0.0, 0
         for batch in loader:
             opt.zero_grad()
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                out = model(
+                out = trained(
                     batch.x_dict, batch.edge_index_dict, batch.edge_attr_dict,
                     batch.num_sampled_nodes_dict, batch.num_sampled_edges_dict,
                 )  # fmt: skip
@@ -265,11 +270,13 @@ def _train_member(
             )
             loss.backward()
             opt.step()
+            distributed.after_step(model)
             total, batches = total + loss.item(), batches + 1
         train_seconds = time.perf_counter() - started
         set_visible_labels(data, y_fraud, inputs.shown)
         logits = predict_logits(model, data)
         val = binary_metrics(y_fraud[split.val], logits["fraud"][split.val])
+        val["auprc"] = distributed.agree(val["auprc"])  # every rank stops at the same epoch
         row = {"member": member, "epoch": epoch, "loss": total / max(batches, 1),
                "val_auprc": val["auprc"], "val_auroc": val["auroc"],
                "seeds": len(train_users), "batches": batches,

@@ -56,7 +56,7 @@ PHRASES: dict[str, str] = {
 
 @dataclass
 class Scores:
-    """One row per user, aligned with ``GraphExport.ids['user']``."""
+    """One row per user, aligned with ``GraphExport.ids['user']`` (a shard: its rows, in order)."""
 
     frame: pd.DataFrame
     merchant_risk: np.ndarray
@@ -98,10 +98,26 @@ def shared_device_reasons(g: GraphExport) -> np.ndarray:
     return out
 
 
+def shard_rows(user_ids: np.ndarray, shard: int, shards: int) -> np.ndarray:
+    """Rows of shard ``shard`` (0-based) of ``shards``: a contiguous range of the users sorted
+    by id, so shards never overlap, cover everyone, and a rerun picks the same users."""
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard {shard}/{shards}: need 0 <= shard < shards")
+    order = np.argsort(np.asarray(user_ids, dtype=str), kind="stable")
+    bounds = np.linspace(0, len(order), shards + 1).round().astype(np.int64)
+    return np.sort(order[bounds[shard] : bounds[shard + 1]])
+
+
 def score_users(
-    g: GraphExport, features: NodeFeatures, artifact: ModelArtifact, device: str | None = None
+    g: GraphExport,
+    features: NodeFeatures,
+    artifact: ModelArtifact,
+    device: str | None = None,
+    rows: np.ndarray | None = None,
 ) -> Scores:
-    """Calibrated fraud and default probabilities, credit score, band and reasons for every user."""
+    """Calibrated fraud and default probabilities, credit score, band and reasons for every user
+    (or only ``rows``, a shard: the full-graph pass is the same, so its scores are exactly
+    those of an unsharded run; the per-user reasons are phrased for its rows only)."""
     artifact.check_features(features)
     dev = pick_device(device)
     model = artifact.model.to(dev)
@@ -123,8 +139,9 @@ def score_users(
     top = np.argsort(-attributions, axis=1)[:, : TOP_REASONS + len(DEVICE_FEATURES)]
     raw = features.scalars["user"][names].to_numpy(np.float64)
     graph_reason = shared_device_reasons(g)
+    rows = np.arange(len(top)) if rows is None else rows
     reasons, codes = [], []
-    for i in range(len(top)):  # phrasing is per user text, the ranking above is vectorised
+    for i in rows:  # phrasing is per user text, the ranking above is vectorised
         has_graph_reason = bool(graph_reason[i]) and p_fraud[i] >= 0.5
         items = [graph_reason[i]] if has_graph_reason else []
         item_codes = ["shared_device"] if has_graph_reason else []
@@ -136,12 +153,12 @@ def score_users(
         codes.append(item_codes[:TOP_REASONS])
     frame = pd.DataFrame(
         {
-            "user_id": g.ids["user"],
-            "risk_score": p_fraud,
-            "default_probability": p_default,
-            "bad_probability": bad,
-            "credit_score": credit,
-            "risk_band": risk_band(credit),
+            "user_id": g.ids["user"][rows],
+            "risk_score": p_fraud[rows],
+            "default_probability": p_default[rows],
+            "bad_probability": bad[rows],
+            "credit_score": credit[rows],
+            "risk_band": risk_band(credit[rows]),
             "reasons": reasons,
             "reason_codes": codes,  # machine-readable: feature names, or "shared_device"
         }

@@ -163,6 +163,35 @@ def start_run(
     return run_id, False
 
 
+LATEST_RUN_OF_VERSION = cast(
+    LiteralString,
+    f"MATCH (r:{_RUN} {{version: $version}}) "
+    "RETURN r.run_id AS run_id ORDER BY r.at DESC, r.run_id DESC LIMIT 1",
+)
+
+
+def join_run(store: GraphStore, version: str, wait_s: float = 300.0) -> str:
+    """The run a shard other than 0 writes into: the latest run of model ``version``.
+
+    Shard 0 opens the run (:func:`start_run`); the other shards, started at the same time by
+    torchrun, wait for it instead of racing it, so every shard of one scoring writes one run.
+    A shard rerun alone after a crash finds the run at once (open, or complete when its users
+    were cleared since) and completes it again.
+    """
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        rows = store.read(LATEST_RUN_OF_VERSION, version=version)
+        if rows:
+            return str(rows[0]["run_id"])
+        if time.monotonic() > deadline:
+            raise IncompleteRunError(
+                f"no scoring run of model {version} to join: start shard 0 first"
+            )
+        time.sleep(0.5)
+
+
 def mark_complete(
     store: GraphStore,
     run_id: str,

@@ -42,6 +42,9 @@ THIN_FILE = {"code": "thin_file", "text": "thin file: no orders, logins or revie
 SNAPSHOT_RETRY_S = 30.0
 
 
+ONLINE_RUN = "online"  # the score_run of a score written by the service, not by a batch run
+
+
 class NotReadyError(RuntimeError):
     """The model or its snapshot is not available yet (answered with 503)."""
 
@@ -98,7 +101,8 @@ class Scorer:
                 "credit_score": answer["credit_score"], "risk_band": answer["band"],
                 "reasons": [r["text"] for r in answer["reasons"]],
             }])  # fmt: skip
-            write_user_scores(self.store, frame, self.version, answer["as_of"])
+            # an online rescore is a new score: the one it replaces becomes the previous one
+            write_user_scores(self.store, frame, self.version, answer["as_of"], ONLINE_RUN, [])
         return answer
 
     def _answer(self, hood: Neighbourhood, result: Online) -> dict[str, Any]:
