@@ -1,5 +1,5 @@
-"""The web service (`riskgraph serve`): FastAPI app factory, routes, security, metrics."""
+"""The web service (`riskgraph serve`): FastAPI app factory, routes, security, metrics.
 
-from serving.api.app import create_app
-
-__all__ = ["create_app"]
+``create_app`` lives in ``serving.api.app``; it is not imported here, so registering the
+``serve`` command does not load FastAPI, pandas or the driver for every other command.
+"""

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from rich.console import Console
 
-from serving.api import create_app
+from serving.api.app import create_app
 from serving.connect import open_store
 from serving.pipeline import load_context, run_import, run_rings, run_score, run_train
 from serving.settings import Settings

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from serving.api import create_app
+from serving.api.app import create_app
 from serving.connect import connection
 from serving.settings import Settings
 from tests.serving.conftest import HEADERS
