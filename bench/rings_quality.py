@@ -40,7 +40,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "CPM + dense blocks": {"method": "both"},
     "device evidence only": {"kinds": ("device",), "kind_weights": (1.0,)},
     "no purity (rarity only)": {"purity": False},
-    "no copy-text rings": {"copy_ring_repeat": 0.0},
+    "no copy-text rings": {"copy_repeat": 0.0},
 }
 
 

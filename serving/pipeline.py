@@ -6,6 +6,7 @@ separate commands; ``GraphContext`` lets one process (the demo) export and encod
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -373,13 +374,14 @@ RISK: LiteralString = (
 
 
 def ring_config(settings: Settings) -> RingConfig:
-    return RingConfig(
-        min_size=settings.ring_min_size, risk_threshold=settings.ring_risk_threshold,
-        link_risk_floor=settings.ring_link_risk_floor, top_links=settings.ring_top_links,
-        member_floor=settings.ring_member_floor, ring_min_risk=settings.ring_min_risk,
-        sync_window_s=settings.ring_sync_window_s, method=settings.ring_method,
-        kinds=tuple(settings.ring_evidence), seed=settings.seed,
-    )  # fmt: skip
+    """The ring settings by name: ``RISKGRAPH_RING_<FIELD>`` sets ``RingConfig.<field>``
+    (``ring_evidence`` sets ``kinds``; the run's ``seed`` seeds Leiden)."""
+    values: dict[str, Any] = {"kinds": tuple(settings.ring_evidence), "seed": settings.seed}
+    for f in dataclasses.fields(RingConfig):
+        name = f.name if f.name.startswith("ring_") else f"ring_{f.name}"
+        if name in Settings.model_fields:
+            values[f.name] = getattr(settings, name)
+    return RingConfig(**values)
 
 
 def read_planted(path: Path) -> tuple[pd.DataFrame, pd.Series | None]:

@@ -177,6 +177,12 @@ class Settings(BaseSettings):
         pattern="^(communities|dense|both)$",
         description="rings from Leiden communities of the linkage, FRAUDAR dense blocks, or both",
     )
+    ring_copy_repeat: float = Field(
+        _RINGS.copy_repeat,
+        ge=0,
+        description="a copy group whose authors post on average this many of its copies each is "
+        "a review-farm ring by its text alone; 0: off",
+    )
     ring_evidence: list[str] = Field(
         list(_RINGS.kinds), description="evidence kinds used for linkage"
     )

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from graph import schema
-from graph.bundle import ValidatedBundle
+from graph.bundle import ValidatedBundle, aggregate_logins
 from graph.neo4j.server import LocalNeo4j
 from graph.neo4j.store import GraphStore
 
@@ -188,13 +188,8 @@ def plan_sources(bundle: ValidatedBundle) -> list[ImportSource]:
             ("first_seen",),
         )
     if "logins" in t:
-        # Exactly graph.neo4j.load.rows_for("logins", …): one USES edge per (user, device).
-        agg = (
-            t["logins"]
-            .groupby(["user_id", "device_id"], sort=True)["ts"]
-            .agg(first_ts="min", last_ts="max", logins="size")
-            .reset_index()
-        )
+        # The same aggregation as the transactional import: one USES edge per (user, device).
+        agg = aggregate_logins(t["logins"])
         add(
             "relationships",
             schema.USES,

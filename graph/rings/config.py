@@ -27,7 +27,7 @@ class RingConfig:
         sync_window_s: length of the windows in which activity at one merchant is "together".
         sync_min_windows: a pair counts as synchronised only in this many distinct windows.
         burst_window_s: accounts created in the same window of this length form a burst.
-        copy_ring_repeat: a copy group whose authors post, on average, at least this many of
+        copy_repeat: a copy group whose authors post, on average, at least this many of
             its copies each is a ring by its text alone (see ``copy_rings``); 0 switches off.
         top_links: links kept per account (the strongest), so the linkage stays small.
         link_risk_floor: accounts below this risk take no part in linkage at all.
@@ -56,7 +56,7 @@ class RingConfig:
     sync_window_s: int = 86_400
     sync_min_windows: int = 2
     burst_window_s: int = 3_600
-    copy_ring_repeat: float = 1.5
+    copy_repeat: float = 1.5
     top_links: int = 15
     link_risk_floor: float = 0.05
     risk_threshold: float = 0.5

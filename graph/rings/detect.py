@@ -106,10 +106,10 @@ def copy_rings(g: GraphExport, copy_groups: np.ndarray | None, cfg: RingConfig) 
     """Authors of one copy group who post its text repeatedly: a review farm.
 
     A group qualifies when it has ``min_size`` to ``max_size`` distinct authors and they post
-    on average at least ``copy_ring_repeat`` of its copies each. Customers who happen to write
+    on average at least ``copy_repeat`` of its copies each. Customers who happen to write
     the same short praise post it once each (their mean is 1.0, however many they are).
     """
-    if copy_groups is None or cfg.copy_ring_repeat <= 0 or not (copy_groups >= 0).any():
+    if copy_groups is None or cfg.copy_repeat <= 0 or not (copy_groups >= 0).any():
         return []
     reviews = g.edges[("user", "reviewed", "product")]
     if len(copy_groups) != len(reviews):
@@ -120,7 +120,7 @@ def copy_rings(g: GraphExport, copy_groups: np.ndarray | None, cfg: RingConfig) 
     ok = (
         (stats["nunique"] >= cfg.min_size)
         & (stats["nunique"] <= cfg.max_size)
-        & (stats["size"] >= cfg.copy_ring_repeat * stats["nunique"])
+        & (stats["size"] >= cfg.copy_repeat * stats["nunique"])
     )
     chosen = frame[frame["c"].isin(stats.index[ok])].drop_duplicates()
     return [np.sort(grp["u"].to_numpy(np.int64)) for _, grp in chosen.groupby("c", sort=True)]

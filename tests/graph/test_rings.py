@@ -145,5 +145,5 @@ def test_a_review_farm_is_a_ring_by_its_copies_alone_and_one_off_praise_is_not()
     assert _groups(found) == [farm]
     assert found.rings.loc[0, "method"] == "copied_text"
     assert found.rings.loc[0, "evidence_text"] == 0  # accounts under the risk floor form no links
-    off = detect_rings(g, risk, copy_groups, RingConfig(copy_ring_repeat=0.0))
+    off = detect_rings(g, risk, copy_groups, RingConfig(copy_repeat=0.0))
     assert len(off.rings) == 0

@@ -73,3 +73,15 @@ def test_a_bad_option_fails_before_any_work(tmp_path: Path) -> None:
     out = CliRunner().invoke(app, ["train", "--split", "bogus"], env=env)
     assert out.exit_code == 2
     assert "--split 'bogus'" in out.output and "crossfit|time|stratified" in out.output
+
+
+def test_ring_settings_reach_the_ring_config_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ``RISKGRAPH_RING_*`` variable lands in the matching RingConfig field."""
+    from serving.pipeline import ring_config
+
+    monkeypatch.setenv("RISKGRAPH_RING_COPY_REPEAT", "2.5")
+    monkeypatch.setenv("RISKGRAPH_RING_MIN_RISK", "0.4")
+    monkeypatch.setenv("RISKGRAPH_RING_EVIDENCE", '["device"]')
+    cfg = ring_config(Settings())
+    assert (cfg.copy_repeat, cfg.ring_min_risk, cfg.kinds) == (2.5, 0.4, ("device",))
+    assert ring_config(Settings()).resolution == RingConfig().resolution
