@@ -322,18 +322,18 @@ def train(
         from serving.launch import launch_ranks
 
         return launch_ranks(nproc)
-    from training import distributed
-    from training.fit import pick_device
+    with open_store(settings) as store:  # a server that is down fails here, before torch loads
+        from training import distributed
+        from training.fit import pick_device
 
-    distributed.init_from_env(pick_device(settings.device))
-    out = console if distributed.is_main() else Console(quiet=True)
-    try:
-        with open_store(settings) as store:
+        distributed.init_from_env(pick_device(settings.device))
+        out = console if distributed.is_main() else Console(quiet=True)
+        try:
             result, folder = run_train(
                 store, settings, out, compare_baselines=compare, truth_path=truth
             )
-    finally:
-        distributed.shutdown()
+        finally:
+            distributed.shutdown()
     if not distributed.is_main():
         return None
     m = result.metrics

@@ -81,7 +81,8 @@ def clear(store: GraphStore, user_ids: Any) -> None:
 
 
 def parquet(paths: list[Path]) -> pd.DataFrame:
-    frame = pd.concat([pd.read_parquet(p) for p in paths]).drop(columns="scored_at")
+    # when and in which run differ between the two scorings; the scores must not
+    frame = pd.concat([pd.read_parquet(p) for p in paths]).drop(columns=["scored_at", "score_run"])
     frame["reasons"] = frame["reasons"].map(tuple)
     frame["reason_codes"] = frame["reason_codes"].map(tuple)
     return frame.sort_values("user_id").reset_index(drop=True)
