@@ -55,27 +55,6 @@ def _mean_by(index: np.ndarray, emb: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def near_duplicate_counts(
-    emb: np.ndarray,
-    group: np.ndarray,
-    ts: np.ndarray | None = None,
-    *,
-    threshold: float = 0.92,
-    window_ms: int = 30 * 86_400_000,
-    block: int = 2048,
-) -> np.ndarray:
-    """For each row, how many other rows of the same group, within ``window_ms`` of it in time,
-    have cosine >= ``threshold``.
-
-    Rows are L2-normalised, so cosine is a dot product. Work is O(sum of group sizes squared),
-    done in ``block``-row matrix products per group; rows with a negative group are skipped.
-
-    Shapes:
-        emb: (n, d) float32, rows L2-normalised; group: (n,) int64; ts: (n,) epoch ms.
-    """
-    return near_duplicates(emb, group, ts, threshold=threshold, window_ms=window_ms, block=block)[0]
-
-
 def near_duplicates(
     emb: np.ndarray,
     group: np.ndarray,
@@ -85,7 +64,11 @@ def near_duplicates(
     window_ms: int = 30 * 86_400_000,
     block: int = 2048,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: its near-duplicate count (see :func:`near_duplicate_counts`) and its copy group.
+    """Per row: how many other rows of the same group, within ``window_ms`` of it in time, have
+    cosine >= ``threshold``; and its copy group.
+
+    Rows are L2-normalised, so cosine is a dot product. Work is O(sum of group sizes squared),
+    done in ``block``-row matrix products per group; rows with a negative group are skipped.
 
     A copy group is a connected component of the near-duplicate pairs (ids dense from 0; -1
     for a row without near-duplicates). To keep memory linear, each row contributes two

@@ -17,6 +17,7 @@ each write a slice of the users) can share one run:
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -178,8 +179,6 @@ def join_run(store: GraphStore, version: str, wait_s: float = 300.0) -> str:
     A shard rerun alone after a crash finds the run at once (open, or complete when its users
     were cleared since) and completes it again.
     """
-    import time
-
     deadline = time.monotonic() + wait_s
     while True:
         rows = store.read(LATEST_RUN_OF_VERSION, version=version)

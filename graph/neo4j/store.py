@@ -52,12 +52,16 @@ class GraphStore:
         database: str = "neo4j",
         connect_timeout_s: float = 5.0,
         retry_s: float = 5.0,
+        verify: bool = True,
+        **driver_options: Any,
     ) -> None:
         """Open the driver and check the server answers, so a dead one fails here, in seconds.
 
         ``connect_timeout_s`` bounds the TCP connect and the Bolt handshake (a frozen server
         accepts connections and never answers); ``retry_s`` bounds the driver's retries of a
         transient failure (the default 30 s turned a refused connection into a long wait).
+        ``verify=False`` skips the check (a service that starts while Neo4j is down);
+        ``driver_options`` go to the driver as they are (e.g. pool size).
         """
         self.uri = uri
         self.database = database
@@ -68,7 +72,10 @@ class GraphStore:
             connection_timeout=connect_timeout_s,
             connection_acquisition_timeout=connect_timeout_s,
             max_transaction_retry_time=retry_s,
+            **driver_options,
         )
+        if not verify:
+            return
         try:
             self.driver.verify_connectivity()
         except BaseException:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, LiteralString
 
-from neo4j import Driver, GraphDatabase, ManagedTransaction, unit_of_work
+from neo4j import ManagedTransaction, unit_of_work
 
 from graph.neo4j.store import GraphStore
 
@@ -21,19 +21,11 @@ class ServiceStore(GraphStore):
     gives up in ``timeout_s`` (TCP connect, handshake, pool acquisition, retries)."""
 
     def __init__(self, uri: str, user: str, password: str, database: str, timeout_s: float) -> None:
-        self.uri = uri
-        self.database = database
+        super().__init__(
+            uri, user, password, database, connect_timeout_s=timeout_s, retry_s=0.0,
+            verify=False, max_connection_pool_size=64, liveness_check_timeout=30.0,
+        )  # fmt: skip
         self.timeout_s = timeout_s
-        self.driver: Driver = GraphDatabase.driver(
-            uri,
-            auth=(user, password),
-            notifications_min_severity="OFF",
-            connection_timeout=timeout_s,
-            connection_acquisition_timeout=timeout_s,
-            max_transaction_retry_time=0.0,
-            max_connection_pool_size=64,
-            liveness_check_timeout=30.0,
-        )
 
     def read(self, query: LiteralString, **params: Any) -> list[dict[str, Any]]:
         @unit_of_work(timeout=self.timeout_s)

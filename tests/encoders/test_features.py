@@ -102,7 +102,7 @@ def test_neo4j_export_and_bundle_export_give_the_same_features(
 
 
 def test_near_duplicates_count_same_merchant_within_the_window_only() -> None:
-    from encoders.text.features import near_duplicate_counts
+    from encoders.text.features import near_duplicates
 
     a = np.array([1.0, 0.0], dtype=np.float32)
     b = np.array([0.0, 1.0], dtype=np.float32)
@@ -112,7 +112,7 @@ def test_near_duplicates_count_same_merchant_within_the_window_only() -> None:
     ts = np.array([0, day, 90 * day, day, 0])
     # rows 0 and 1 copy each other within 30 days; row 2 is a copy 90 days later; row 3 is
     # different text; row 4 is the same text on another merchant.
-    counts = near_duplicate_counts(emb, merchant, ts, window_ms=30 * day)
+    counts, _ = near_duplicates(emb, merchant, ts, window_ms=30 * day)
     assert counts.tolist() == [1, 1, 0, 0, 0]
 
 
