@@ -50,6 +50,8 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="torch device (default: cuda if present)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="embedding cache folder")
     parser.add_argument("--no-backtest", action="store_true")
+    parser.add_argument("--numeric-bins", type=int, default=None,
+                        help="piecewise-linear encoding bins (0: off; default TrainConfig's)")
     args = parser.parse_args()
 
     from encoders.features import build_features
@@ -66,6 +68,7 @@ def main() -> None:
     from training.split import UserSplit
 
     knobs = json.loads(args.generator)
+    bins = {} if args.numeric_bins is None else {"numeric_bins": args.numeric_bins}
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "market"
         started = time.perf_counter()
@@ -95,14 +98,14 @@ def main() -> None:
     print(f"features (BERT + behaviour) {time.perf_counter() - started:.1f} s", flush=True)
 
     started = time.perf_counter()
-    single = fit(g, features, TrainConfig(device=args.device), truth=truth)
+    single = fit(g, features, TrainConfig(device=args.device, **bins), truth=truth)
     single_s = time.perf_counter() - started
     print(f"single model, time split (today's fit): {single_s:.0f} s, "
           f"{single.metrics['epochs_run']} epochs", flush=True)  # fmt: skip
     for line in single.metrics["split_guard"]:
         print(f"  split guard: {line}")
     started = time.perf_counter()
-    cf = crossfit(g, features, TrainConfig(device=args.device, folds=args.folds), truth=truth)
+    cf = crossfit(g, features, TrainConfig(device=args.device, folds=args.folds, **bins), truth=truth)
     cf_s = time.perf_counter() - started
     print(f"cross-fitting, {args.folds} fold models: {cf_s:.0f} s, {cf.metrics['epochs_run']} "
           f"epochs (best {cf.metrics['best_epoch']}) = {cf_s / single_s:.2f}x the single model; "
@@ -144,7 +147,7 @@ def main() -> None:
         past = as_of(g, cutoff)
         past_features = build_features(past, encoder)
         bt = backtest(past, past_features, g, features, TrainConfig(device=args.device,
-                      folds=args.folds), truth)  # fmt: skip
+                      folds=args.folds, **bins), truth)  # fmt: skip
         when = pd.Timestamp(cutoff, unit="ms", tz="UTC").date()
         print(f"\nBACKTEST: fitted at {when} on {int((~past.labels['fraud'].isna()).sum()):,} "
               f"labels known then, scored on {bt.metrics['n_new_accounts']:,} newer accounts "

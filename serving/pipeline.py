@@ -178,7 +178,7 @@ def train_config(settings: Settings) -> TrainConfig:
         lr=settings.learning_rate, seed=settings.seed, device=settings.device,
         split=settings.split, batch_size=settings.batch_size, fanouts=tuple(settings.fanouts),
         label_trick=settings.label_trick, ensemble=settings.ensemble, folds=settings.folds,
-        public_device_users=settings.public_device_users,
+        public_device_users=settings.public_device_users, numeric_bins=settings.numeric_bins,
     )  # fmt: skip
 
 

@@ -124,6 +124,12 @@ class Settings(BaseSettings):
         description="a device used by more accounts than this is public (kiosk, shop tablet) "
         "and does not tie its users into one fold",
     )
+    numeric_bins: int = Field(
+        _TRAIN.numeric_bins,
+        ge=0,
+        description="quantile bins of the users' piecewise-linear feature encoding "
+        "(training/numeric.py); 0 turns it off",
+    )
     hidden_dim: int = _TRAIN.hidden
     epochs: int = _TRAIN.epochs
     patience: int = _TRAIN.patience

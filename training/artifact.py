@@ -14,12 +14,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import load_file, save_file
 
 from encoders.features import FeatureMismatchError, NodeFeatures, Normaliser
 from training.fit import TrainResult
 from training.inputs import LABEL_INPUTS
-from training.model import HeteroRiskGNN, RiskEnsemble, RiskModel
+from training.model import HeteroRiskGNN, RiskEnsemble, RiskModel, numeric_shapes
 from training.scorecard import PlattCalibrator, ScoreScale
 
 
@@ -79,6 +80,7 @@ def save_artifact(
         "edge_dims": [[*et, d] for et, d in result.edge_dims.items()],
         "train": asdict(result.config),
         # 1: a single model; more: a RiskEnsemble (seed members or cross-fitted fold models)
+        "numeric": numeric_shapes(result.model),
         "members": len(result.model.members) if isinstance(result.model, RiskEnsemble) else 1,
         "feature_names": result.feature_names,
         "text_model": result.text_model,
@@ -120,6 +122,10 @@ def load_artifact(artifact_dir: Path, version: str | None = None) -> ModelArtifa
             hidden=train["hidden"],
             layers=train["layers"],
             dropout=train["dropout"],
+            numeric_edges={
+                nt: torch.zeros(columns, bins + 1)
+                for nt, (columns, bins) in config.get("numeric", {}).items()
+            },
         )
         for _ in range(int(config.get("members", train.get("ensemble", 1))))
     ]

@@ -33,4 +33,6 @@ class TrainConfig:
     ensemble: int = 1  # members trained with seeds seed, seed+1, ...; their logits averaged
     folds: int = 5  # crossfit(): grouped folds, one model each; their logits averaged
     val_share: float = 0.15  # crossfit(): early-stopping slice of each fold model's training
-    public_device_users: int = 30  # crossfit(): a device used by more accounts ties no group
+    public_device_users: int = 30
+    # bins of the users' scalar features' piecewise-linear encoding (training.numeric); 0: off
+    numeric_bins: int = 8  # crossfit(): a device used by more accounts ties no group

@@ -27,6 +27,7 @@ from training.fit import (
     _train_member,
     _TrainInputs,
     labelled_users,
+    numeric_edges,
     pick_device,
     predict_logits,
     training_summary,
@@ -80,6 +81,7 @@ def crossfit(
     best_epochs: list[int] = []
     oof = {head: np.full(len(y_fraud), np.nan) for head in HEADS}
     parts: dict[str, np.ndarray] = {}
+    encoding = numeric_edges(x, normaliser, config)
     for fold in range(k):
         held_out = np.flatnonzero(folds == fold)
         others = np.flatnonzero((folds >= 0) & (folds != fold))
@@ -93,7 +95,7 @@ def crossfit(
         )
         inputs = _TrainInputs(
             data, in_dims, dims, UserSplit(train, val, held_out), y_fraud, shown, targets,
-            pos_weights, device,
+            pos_weights, device, encoding,
         )  # fmt: skip
         model, best_epoch = _train_member(fold, inputs, config, history, on_epoch)
         # the held-out fold: every label but its own is visible, as in production

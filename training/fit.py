@@ -31,6 +31,7 @@ from training.folds import split_guard
 from training.inputs import edge_dims, graph_data, set_visible_labels
 from training.metrics import binary_metrics
 from training.model import HeteroRiskGNN, RiskEnsemble, RiskModel
+from training.numeric import quantile_edges
 from training.scorecard import PlattCalibrator, expected_calibration_error
 from training.split import UserSplit, stratified_split, time_split
 
@@ -162,8 +163,9 @@ def fit(
         _pos_weight(y[split.train], config.class_weighting).to(device) for y in (y_fraud, y_default)
     )
     inputs = _TrainInputs(
-        data, in_dims, dims, split, y_fraud, shown, targets.to(device), pos_weights, device
-    )
+        data, in_dims, dims, split, y_fraud, shown, targets.to(device), pos_weights, device,
+        numeric_edges(x, normaliser, config),
+    )  # fmt: skip
     members: list[HeteroRiskGNN] = []
     history: list[dict[str, float]] = []
     best_epochs: list[int] = []
@@ -215,6 +217,19 @@ class _TrainInputs:
     targets: Tensor  # (users, 2): fraud, default
     pos_weights: tuple[Tensor, ...]  # fraud, default
     device: torch.device
+    numeric_edges: dict[str, Tensor] | None = None  # see training.numeric
+
+
+def numeric_edges(
+    x: dict[str, np.ndarray], normaliser: Normaliser, config: TrainConfig
+) -> dict[str, Tensor]:
+    """Quantile edges of the users' scalar columns for the piecewise-linear encoding
+    (``training.numeric``), over every user (no label enters them); empty when
+    ``config.numeric_bins`` is 0."""
+    if config.numeric_bins <= 0:
+        return {}
+    columns = len(normaliser.scalers["user"].columns)
+    return {"user": quantile_edges(x["user"][:, :columns], config.numeric_bins)}
 
 
 def _train_member(
@@ -233,7 +248,7 @@ def _train_member(
     data, split, y_fraud, device = inputs.data, inputs.split, inputs.y_fraud, inputs.device
     model = HeteroRiskGNN(
         inputs.in_dims, list(data.edge_types), inputs.edge_dims, config.hidden, config.layers,
-        config.dropout,
+        config.dropout, inputs.numeric_edges,
     ).to(device)  # fmt: skip
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     rank, _ = distributed.world()  # under torchrun: DDP, this rank's slice of the seeds

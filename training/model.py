@@ -18,6 +18,7 @@ from graph.schema import EdgeType
 from training.blocks import blocked_layer, blocks, relations
 from training.convs import EdgeSAGEConv
 from training.layer import combine, head_input, score_head
+from training.numeric import PiecewiseLinear
 
 
 class HeteroRiskGNN(nn.Module):
@@ -30,6 +31,10 @@ class HeteroRiskGNN(nn.Module):
         hidden: hidden width.
         layers: message-passing layers (2–3 covers user→device→user and user→product→merchant).
         dropout: dropout after each layer.
+        numeric_edges: node type -> ``(columns, bins + 1)`` quantile edges of its leading
+            scalar columns, which then enter the projection piecewise-linearly encoded as
+            well as raw (``training.numeric``); a loaded model gets zeros of the saved shape,
+            which its state then overwrites.
     """
 
     def __init__(
@@ -40,12 +45,13 @@ class HeteroRiskGNN(nn.Module):
         hidden: int = 64,
         layers: int = 2,
         dropout: float = 0.2,
+        numeric_edges: dict[str, Tensor] | None = None,
     ) -> None:
         super().__init__()
         self.node_types = sorted(in_dims)
-        self.project = nn.ModuleDict(
-            {nt: nn.Sequential(nn.Linear(in_dims[nt], hidden), nn.ReLU()) for nt in self.node_types}
-        )
+        numeric = numeric_edges or {}
+        self.project = nn.ModuleDict({nt: _projection(in_dims[nt], hidden, numeric.get(nt))
+                                      for nt in self.node_types})  # fmt: skip
         self.edge_dims = {et: (edge_dims or {}).get(et, 0) for et in edge_types}
         self.convs = nn.ModuleList(
             HeteroConv(
@@ -144,6 +150,26 @@ class HeteroRiskGNN(nn.Module):
         )
         h0_user = h0["user"][: h["user"].size(0)]
         return {head: self.head_logits(head, h0_user, h["user"]) for head in ("fraud", "default")}
+
+
+def _projection(in_dim: int, hidden: int, edges: Tensor | None) -> nn.Sequential:
+    """A node type's input projection, with the piecewise-linear encoding first if given."""
+    if edges is None or edges.numel() == 0:
+        return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU())
+    encode = PiecewiseLinear(edges)
+    return nn.Sequential(
+        encode, nn.Linear(in_dim + encode.columns * encode.bins, hidden), nn.ReLU()
+    )
+
+
+def numeric_shapes(model: nn.Module) -> dict[str, list[int]]:
+    """Node type -> [columns, bins] of each piecewise-linear encoding (saved in artifacts)."""
+    shapes = {}
+    for name, module in model.named_modules():
+        parts = name.split(".")
+        if isinstance(module, PiecewiseLinear) and "project" in parts:
+            shapes[parts[parts.index("project") + 1]] = [module.columns, module.bins]
+    return shapes
 
 
 class RiskEnsemble(nn.Module):

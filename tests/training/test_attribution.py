@@ -17,6 +17,7 @@ from training.attribution import user_attributions
 from training.fit import TrainConfig, fit, predict_logits
 from training.inputs import edge_dims, graph_data
 from training.model import HeteroRiskGNN, RiskEnsemble
+from training.numeric import quantile_edges
 from training.scorecard import ScoreScale
 
 
@@ -26,10 +27,13 @@ def test_blocked_attributions_equal_whole_graph_autograd(graph: GraphExport) -> 
     reverse, equals one autograd pass over the whole graph (both heads, 2 and 3 layers)."""
     data, dims = unscaled_data(graph)
     biggest = max(int(ei.size(1)) for ei in data.edge_index_dict.values())
-    for layers, head in ((2, "fraud"), (2, "default"), (3, "fraud")):
+    # the last case with the users' piecewise-linear encoding in the projection
+    encoded = {"user": quantile_edges(data["user"].x[:, :6].numpy(), 4)}
+    for layers, head, numeric in ((2, "fraud", None), (2, "default", None), (3, "fraud", None),
+                                  (2, "fraud", encoded)):  # fmt: skip
         torch.manual_seed(layers)
         model = HeteroRiskGNN(dims, list(data.edge_types), edge_dims(data), hidden=16,
-                              layers=layers).eval()  # fmt: skip
+                              layers=layers, numeric_edges=numeric).eval()  # fmt: skip
         xu = data["user"].x.clone().requires_grad_(True)
         out = model({**data.x_dict, "user": xu}, data.edge_index_dict, data.edge_attr_dict)
         out[head].sum().backward()
@@ -82,6 +86,8 @@ def test_seed_ensemble_averages_members_and_round_trips(graph: GraphExport, tmp_
 
     folder = save_artifact(result, ScoreScale(), tmp_path, {})
     loaded = load_artifact(tmp_path, folder.name)
+    # the default piecewise-linear encoding's shape travels with the artifact
+    assert loaded.config["numeric"] == {"user": [len(features.scalars["user"].columns), 8]}
     assert isinstance(loaded.model, RiskEnsemble)
     np.testing.assert_array_equal(predict_logits(loaded.model, data)["fraud"],
                                   result.logits["fraud"])  # fmt: skip
