@@ -191,8 +191,11 @@ def edge_attribute_rows(ev: UserEvents, now: int) -> dict[str, np.ndarray]:
                             1.0 - _days_before(now, ev.device_first)])  # fmt: skip
     return {
         rel: np.nan_to_num(a.astype(np.float32))
-        for rel, a in ((schema.ORDERED_EDGE[1], ordered), (schema.REVIEWED_EDGE[1], reviewed),
-                       (schema.USES_EDGE[1], uses))  # fmt: skip
+        for rel, a in (
+            (schema.ORDERED_EDGE[1], ordered),
+            (schema.REVIEWED_EDGE[1], reviewed),
+            (schema.USES_EDGE[1], uses),
+        )
     }
 
 

@@ -29,13 +29,13 @@ from torch_geometric.data import HeteroData
 from torch_geometric.nn import HeteroConv
 
 from encoders.behaviour import reference_time
+from encoders.features import NodeFeatures
 from encoders.user_events import (
     UserEvents,
     edge_attribute_rows,
     events_from_export,
     user_feature_values,
 )
-from encoders.features import NodeFeatures
 from graph.export import GraphExport
 from training.artifact import ModelArtifact
 from training.blocks import Block, block_layer, blocked_layer, blocks, relations
@@ -66,13 +66,28 @@ class StateSnapshot:
     full_logits: dict[str, np.ndarray]  # the snapshot's own full-graph logits, per user
     stack: Stack | None = None  # the members stacked (None: the reference path is used)
 
+    def __post_init__(self) -> None:
+        # per-request lookups without building an Index: id -> row, and the text columns
+        self.positions = {nt: {k: i for i, k in enumerate(idx)} for nt, idx in
+                          [*self.index.items(), ("user", self.user_index)]}  # fmt: skip
+        self.text_values = self.user_text.to_numpy(np.float64)
 
-@torch.inference_mode()
+
 def take_snapshot(
     artifact: ModelArtifact, g: GraphExport, features: NodeFeatures, data: HeteroData
 ) -> StateSnapshot:
     """One full-graph pass over ``data`` (built as ``training.predict.score_users`` builds it)
-    keeping the products' and devices' states before each layer."""
+    keeping the products' and devices' states before each layer; the stacked path is set
+    when it reproduces that pass (:func:`check_stack`)."""
+    snap = _full_pass(artifact, g, features, data)
+    snap.stack = check_stack(artifact, snap, g)
+    return snap
+
+
+@torch.inference_mode()
+def _full_pass(
+    artifact: ModelArtifact, g: GraphExport, features: NodeFeatures, data: HeteroData
+) -> StateSnapshot:
     sizes = {nt: int(data[nt].x.size(0)) for nt in data.node_types}
     rels = relations(data.edge_index_dict, data.edge_attr_dict, sizes)
     per_member: list[list[dict[str, Tensor]]] = []
@@ -98,7 +113,7 @@ def take_snapshot(
         for layer in range(len(per_member[0]))
     ]  # stacked once: the reference path reads member m's slice, the stacked path all
     del per_member
-    snap = StateSnapshot(
+    return StateSnapshot(
         now_ms=reference_time(g),
         index={nt: pd.Index(g.ids[nt]) for nt in NEIGHBOUR_TYPES},
         states=states,
@@ -107,8 +122,6 @@ def take_snapshot(
         user_embedding=emb,
         full_logits=full,
     )
-    snap.stack = check_stack(artifact, snap, g)
-    return snap
 
 
 @dataclass
@@ -257,21 +270,22 @@ def event_inputs(
 ) -> tuple[np.ndarray, pd.Series]:  # fmt: skip
     """:func:`user_inputs` from the user's own events (no local graph, no frames but one row)."""
     values = user_feature_values(ev, now)
-    pos = int(snap.user_index.get_indexer([user_id])[0])
-    for col in snap.user_text.columns:
-        values[col] = float(snap.user_text[col].iloc[pos]) if pos >= 0 else 0.0
+    pos = snap.positions["user"].get(user_id, -1)
+    for j, col in enumerate(snap.user_text.columns):
+        values[col] = float(snap.text_values[pos, j]) if pos >= 0 else 0.0
     names = artifact.feature_names["user"]
     scaler = artifact.normaliser.scalers["user"]
-    scaled = scaler.transform(pd.DataFrame([[values.get(c, np.nan) for c in scaler.columns]],
-                                           columns=scaler.columns))  # fmt: skip
+    raw_in = np.array([[values.get(c, np.nan) for c in scaler.columns]], dtype=np.float64)
+    signed = np.sign(raw_in) * np.log1p(np.abs(raw_in))  # ColumnScaler.transform, one row
+    scaled = np.nan_to_num((signed - scaler.mean) / scaler.std, nan=0.0, posinf=0.0, neginf=0.0)
     dim = snap.user_embedding.shape[1]
     emb = snap.user_embedding[pos : pos + 1] if pos >= 0 else np.zeros((1, dim), np.float32)
     shown = np.array([0]) if artifact.config["train"].get("label_trick") else np.zeros(0, int)
     labels = label_inputs(
         np.array([fraud_label]), shown if not np.isnan(fraud_label) else shown[:0]
     )
-    row = np.hstack([scaled, emb.astype(np.float32), labels]).astype(np.float32)
-    return row[0], pd.Series([values.get(n, np.nan) for n in names], index=names)
+    row = np.hstack([scaled.astype(np.float32), emb.astype(np.float32), labels])
+    return row[0].astype(np.float32), pd.Series([values.get(n, np.nan) for n in names], index=names)
 
 
 def score_user(
@@ -291,7 +305,8 @@ def score_user(
         for rel in rels:
             src_type, name, _ = rel.edge_type
             forward = name[4:]
-            pos = snap.index[src_type].get_indexer(own[forward])
+            where = snap.positions[src_type]
+            pos = np.fromiter((where.get(i, -1) for i in own[forward]), np.int64, len(own[forward]))
             ok = pos >= 0
             missing += int((~ok).sum())
             sources[rel.edge_type] = (torch.from_numpy(pos[ok].astype(np.int64)),

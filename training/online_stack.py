@@ -17,10 +17,10 @@ when it takes its snapshot (``training.online.check_stack``) before using it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import HeteroConv
 
 from training.convs import EdgeSAGEConv
 from training.model import HeteroRiskGNN
@@ -54,12 +54,13 @@ class Stack:
     heads: dict[str, tuple[Tensor, Tensor, Tensor, Tensor]]  # W1 (K,2H,H), b1, W2 (K,H,1), b2
 
 
-def _t(linears: list[nn.Linear]) -> Tensor:
-    return torch.stack([lin.weight.detach().t() for lin in linears]).contiguous()
+def _t(linears: list[nn.Module]) -> Tensor:
+    """The linears' weights, transposed (``x @ W``) and stacked."""
+    return torch.stack([cast(nn.Linear, lin).weight.detach().t() for lin in linears]).contiguous()
 
 
-def _b(linears: list[nn.Linear]) -> Tensor:
-    return torch.stack([lin.bias.detach() for lin in linears])
+def _b(linears: list[nn.Module]) -> Tensor:
+    return torch.stack([cast(nn.Linear, lin).bias.detach() for lin in linears])
 
 
 def _seq(module: nn.Module, kinds: tuple[type, ...]) -> bool:
@@ -75,20 +76,19 @@ def stack_members(members: list[HeteroRiskGNN], edge_types: list[EdgeType]) -> S
         for head in (member.fraud_head, member.default_head):
             if not _seq(head, (nn.Linear, nn.ReLU, nn.Linear)):
                 return None
-        if not isinstance(member.norms[0]["user"], nn.LayerNorm) or len(member.convs) != len(
-            first.convs
+        layers_ok = len(member.layers()) == len(first.layers())
+        if not layers_ok or not all(
+            isinstance(n["user"], nn.LayerNorm) for _, n in member.layers()
         ):
             return None
     into_user = [et for et in edge_types if et[2] == "user" and et[1].startswith("rev_")]
     layers: list[list[Relation]] = []
-    for layer in range(len(first.convs)):
+    for layer in range(len(first.layers())):
         rels = []
         for et in into_user:
             convs = []
             for member in members:
-                hetero = member.convs[layer]
-                assert isinstance(hetero, HeteroConv)
-                conv = hetero.convs[et]
+                conv = member.layers()[layer][0].convs[et]
                 if type(conv) is not EdgeSAGEConv or list(conv.aggr) != ["mean", "max"]:
                     return None
                 convs.append(conv)
@@ -101,13 +101,17 @@ def stack_members(members: list[HeteroRiskGNN], edge_types: list[EdgeType]) -> S
                 _t([c.lin_root for c in convs]),
             ))  # fmt: skip
         layers.append(rels)
-    norms = [[m.norms[layer]["user"] for m in members] for layer in range(len(first.convs))]
+    norms = [
+        [cast(nn.LayerNorm, m.layers()[layer][1]["user"]) for m in members]
+        for layer in range(len(layers))
+    ]
     heads = {}
     for name in ("fraud", "default"):
-        mods = [m.fraud_head if name == "fraud" else m.default_head for m in members]
+        mods = [cast(nn.Sequential, m.fraud_head if name == "fraud" else m.default_head)
+                for m in members]  # fmt: skip
         heads[name] = (_t([h[0] for h in mods]), _b([h[0] for h in mods]),
                        _t([h[2] for h in mods]), _b([h[2] for h in mods]))  # fmt: skip
-    project = [m.project["user"][0] for m in members]
+    project = [cast(nn.Sequential, m.project["user"])[0] for m in members]
     return Stack(
         _t(project), _b(project), layers,
         [torch.stack([n.weight.detach() for n in ns]) for ns in norms],
@@ -115,6 +119,11 @@ def stack_members(members: list[HeteroRiskGNN], edge_types: list[EdgeType]) -> S
         [float(ns[0].eps) for ns in norms],
         heads,
     )  # fmt: skip
+
+
+def _bmv(v: Tensor, w: Tensor) -> Tensor:
+    """Member k's row vector times member k's matrix: ``(K, c) x (K, c, h) -> (K, h)``."""
+    return torch.bmm(v.unsqueeze(1), w).squeeze(1)
 
 
 def stacked_logits(
@@ -127,21 +136,21 @@ def stacked_logits(
     ``x``: the user's input row ``(in,)``; ``sources[edge type]``: the user's neighbours'
     positions in ``states`` and their edges' attributes ``(E, d)``.
     """
-    h0 = torch.relu(torch.einsum("i,kih->kh", x, stack.w_project) + stack.b_project)
+    h0 = torch.relu(torch.matmul(x, stack.w_project) + stack.b_project)
     h = h0
     for layer, rels in enumerate(stack.layers):
         total = torch.zeros_like(h)
         for rel in rels:
             ids, attr = sources[rel.edge_type]
-            out = rel.b_out + torch.einsum("kc,kch->kh", h, rel.w_root)
+            out = rel.b_out + _bmv(h, rel.w_root)
             if len(ids):
                 src = states[layer][rel.edge_type[0]][:, ids]  # (K, E, H)
                 m = torch.baddbmm(rel.b_neighbour, src, rel.w_neighbour)
                 if rel.w_edge is not None and attr is not None:
-                    m = m + torch.einsum("ed,kdh->keh", attr, rel.w_edge)
+                    m = m + torch.matmul(attr, rel.w_edge)
                 m = torch.relu(m)
                 agg = torch.cat([m.mean(dim=1), m.amax(dim=1)], dim=-1)
-                out = out + torch.einsum("kc,kch->kh", agg, rel.w_out)
+                out = out + _bmv(agg, rel.w_out)
             total = total + out
         z = h + torch.relu(total)
         mean = z.mean(dim=-1, keepdim=True)
@@ -149,8 +158,8 @@ def stacked_logits(
         h = (z - mean) / torch.sqrt(var + stack.ln_eps[layer]) * stack.ln_weight[layer]
         h = h + stack.ln_bias[layer]
     both = torch.cat([h0, h], dim=-1)
-    out = {}
+    logits: dict[str, Tensor] = {}
     for name, (w1, b1, w2, b2) in stack.heads.items():
-        hidden = torch.relu(torch.einsum("kc,kch->kh", both, w1) + b1)
-        out[name] = torch.einsum("kh,kho->ko", hidden, w2).squeeze(-1) + b2.squeeze(-1)
-    return out
+        hidden = torch.relu(_bmv(both, w1) + b1)
+        logits[name] = _bmv(hidden, w2).squeeze(-1) + b2.squeeze(-1)
+    return logits

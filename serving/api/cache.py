@@ -173,7 +173,7 @@ class Watcher:
     snapshot rebuild) after the latest run changed, or every ``snapshot_every_s`` seconds."""
 
     def __init__(
-        self, cache: ScoreCache, on_change: Callable[[RunMark], None],
+        self, cache: ScoreCache, on_change: Callable[[RunMark, bool], object],
         snapshot_every_s: float = 0.0,
     ) -> None:  # fmt: skip
         self.cache, self.on_change, self.snapshot_every_s = cache, on_change, snapshot_every_s
@@ -202,7 +202,7 @@ class Watcher:
         if run is not None and run.complete and (changed or due):
             self._last_rebuild = time.monotonic()
             try:
-                self.on_change(run)
+                self.on_change(run, due)
             except Exception as exc:
                 log.warning("score watcher: snapshot rebuild failed (%s)", type(exc).__name__)
 

@@ -50,7 +50,7 @@ def score_one(scorer: Scorer, user_id: str, fresh: bool) -> dict[str, Any] | Non
         if row is None:
             return None
         if row["fraud"] is not None:
-            return stored_answer(row)
+            return stored_answer(row, scorer.run_fields())
     return scorer.online(user_id)
 
 
@@ -80,7 +80,7 @@ def batch_score(body: ScoreRequest, request: Request, scorer: ScorerDep) -> dict
         if row is None:
             unknown.append(user_id)
         elif row["fraud"] is not None:
-            scores.append(stored_answer(row))
+            scores.append(stored_answer(row, scorer.run_fields()))
         else:
             online = scorer.online(user_id)
             scores.append(online) if online else unknown.append(user_id)
@@ -126,8 +126,14 @@ async def readyz(request: Request) -> JSONResponse:
     checks = {"neo4j": neo4j, "model": scorer.artifact is not None,
               "snapshot": scorer.snapshot is not None}  # fmt: skip
     ok = all(checks.values())
-    return JSONResponse({"ready": ok, "checks": checks, "model_version": scorer.version},
-                        status_code=200 if ok else 503)  # fmt: skip
+    run = scorer.run_fields()
+    body = {"ready": ok, "checks": checks, "model_version": scorer.version, "score_run": run,
+            "score_cache": {"enabled": scorer.cache.enabled, "serving": scorer.cache.usable(),
+                            "users": scorer.cache.size}}  # fmt: skip
+    if run["run_complete"] is False:
+        body["warning"] = (f"the latest score run {run['run_id']} did not finish: stored scores "
+                           "mix two runs; rerun `riskgraph score`")  # fmt: skip
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get("/metrics")
