@@ -180,7 +180,7 @@ def edge_attribute_rows(ev: UserEvents, now: int) -> dict[str, np.ndarray]:
     of ``ev``'s arrays."""
     amount = np.nan_to_num(ev.order_amount, nan=0.0)
     onehot = np.stack([ev.order_status == s for s in STATUSES], axis=1).astype(np.float64)
-    ordered = np.column_stack([np.log1p(amount) / 5.0, onehot.reshape(len(amount), -1),
+    ordered = np.column_stack([np.log1p(amount) / 5.0, onehot.reshape(len(amount), len(STATUSES)),
                                _days_before(now, ev.order_ts), ev.order_device != ""])  # fmt: skip
     rating = np.where(np.isnan(ev.review_rating), 3.0, ev.review_rating)
     reviewed = np.column_stack([(rating - 3) / 2, rating >= 5, _days_before(now, ev.review_ts)])

@@ -153,29 +153,32 @@ class Scorer:
             result = score_online(self.artifact, snap, hood.graph, hood.user_id, hood.fraud_label)
         answer = self._answer(hood, ev, result)
         if write:
-            self.write(answer)
+            self.write([answer])
         return answer
 
-    def write(self, answer: dict[str, Any]) -> None:
-        """Store an online score on the user (the score it replaces becomes the previous
-        one) and put it in the cache."""
-        row = {
-            "user_id": answer["user_id"], "risk_score": answer["fraud_probability"],
-            "default_probability": answer["default_probability"],
-            "credit_score": answer["credit_score"], "risk_band": answer["band"],
-            "reasons": [r["text"] for r in answer["reasons"]],
-            "reason_codes": [r["code"] for r in answer["reasons"]],
-        }  # fmt: skip
+    def write(self, answers: list[dict[str, Any]]) -> None:
+        """Store online scores on their users in one write (each replaced score becomes the
+        previous one) and put them in the cache."""
+        if not answers:
+            return
+        rows = [{
+            "user_id": a["user_id"], "risk_score": a["fraud_probability"],
+            "default_probability": a["default_probability"], "credit_score": a["credit_score"],
+            "risk_band": a["band"], "reasons": [r["text"] for r in a["reasons"]],
+            "reason_codes": [r["code"] for r in a["reasons"]],
+        } for a in answers]  # fmt: skip
+        as_of = answers[0]["as_of"]
         self.store.write_batches(
-            ONLINE_SCORES, [row], 1, version=self.version, scored_at=answer["as_of"],
+            ONLINE_SCORES, rows, len(rows), version=self.version, scored_at=as_of,
             run_id=ONLINE_RUN, unshifted=[ONLINE_RUN],
         )  # fmt: skip
-        self.cache.put({
-            "user_id": row["user_id"], "fraud": row["risk_score"],
-            "default": row["default_probability"], "credit": row["credit_score"],
-            "band": row["risk_band"], "reasons": row["reasons"], "codes": row["reason_codes"],
-            "version": self.version, "as_of": answer["as_of"], "score_run": ONLINE_RUN,
-        })  # fmt: skip
+        for row in rows:
+            self.cache.put({
+                "user_id": row["user_id"], "fraud": row["risk_score"],
+                "default": row["default_probability"], "credit": row["credit_score"],
+                "band": row["risk_band"], "reasons": row["reasons"], "codes": row["reason_codes"],
+                "version": self.version, "as_of": as_of, "score_run": ONLINE_RUN,
+            })  # fmt: skip
 
     def _answer(self, hood: Neighbourhood, ev: Any, result: Online) -> dict[str, Any]:
         from training.scorecard import p_bad, risk_band

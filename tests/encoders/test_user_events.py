@@ -55,3 +55,15 @@ def test_record_with_missing_values() -> None:
     attrs = edge_attribute_rows(ev, 10 * 86_400_000)
     assert attrs["ordered"][0, -2] == 1.0  # no timestamp: "now"
     assert attrs["reviewed"][0, 0] == 0.0  # no rating: 3, centred to 0
+
+
+def test_thin_file_record() -> None:
+    """No orders, reviews or devices: zeros (and -1 days to a first order), no error."""
+    record = {"created_at": 0, "props": {}, "orders": [], "reviews": [], "devices": []}
+    ev = UserEvents.from_record(record, [])
+    assert ev.thin_file
+    values = user_feature_values(ev, 86_400_000)
+    assert values["n_orders"] == 0.0 and values["days_to_first_order"] == -1.0
+    assert values["account_age_days"] == 1.0
+    attrs = edge_attribute_rows(ev, 86_400_000)
+    assert attrs["ordered"].shape == (0, 7) and attrs["uses"].shape == (0, 4)
