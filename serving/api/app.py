@@ -146,6 +146,7 @@ def create_app(settings: Settings, *, snapshot_at_start: bool = True) -> FastAPI
         metrics.model.labels(scorer.version).set(1)
         watcher = Watcher(cache, scorer.refresh_snapshot, settings.api_snapshot_refresh_s)
         watcher.tick()  # the run, the rings and every stored score, before the first request
+        watcher.start()  # looks on while the snapshot is taken (seconds)
         if snapshot_at_start and scorer.artifact is not None:
             try:
                 scorer.ensure_snapshot()
@@ -153,7 +154,6 @@ def create_app(settings: Settings, *, snapshot_at_start: bool = True) -> FastAPI
                 log.warning("scoring snapshot not taken at start (%s); retried on demand",
                             type(exc).__name__)  # fmt: skip
         app.state.scorer = scorer
-        watcher.start()
         try:
             yield
         finally:

@@ -87,11 +87,14 @@ def test_batch_run_from_another_process_shows_within_bound(
     user = _score(app_client, _quiet(fast_settings)["user"])
     assert scorer.cache.usable() and scorer.cache.size > 0  # answered from memory
     run_id = _batch_run(fast_settings, "other-process-v1", {user["user_id"]: 0.123456})
-    took = _wait(lambda: _score(app_client, user["user_id"])["fraud_probability"] == 0.123456,
-                 limit_s=REFRESH_S + 3.0)  # fmt: skip
-    now = _score(app_client, user["user_id"])
-    assert now["run_id"] == run_id and now["run_complete"] is True and now["source"] == "batch"
-    assert scorer.cache.usable()
+
+    def served() -> bool:  # the new score, of the finished run, from memory again
+        now = _score(app_client, user["user_id"])
+        return bool(now["fraud_probability"] == 0.123456 and now["run_id"] == run_id
+                    and now["run_complete"] is True and scorer.cache.usable())  # fmt: skip
+
+    took = _wait(served, limit_s=REFRESH_S + 3.0)
+    assert _score(app_client, user["user_id"])["source"] == "batch"
     print(f"batch score visible after {took:.2f} s (refresh {REFRESH_S} s)")
     # the snapshot follows the new complete run, rebuilt in the background and swapped whole
     _wait(lambda: scorer.current[2] == run_id, limit_s=120)
@@ -155,6 +158,7 @@ def test_outage_ends_cached_answers_within_bound(fast_settings: Settings) -> Non
     try:
         with TestClient(create_app(settings)) as client:
             assert client.get(f"/v1/users/{user}/score", headers=HEADERS).status_code == 200
+            _wait(lambda: client.app.state.scorer.cache.usable(), 10.0)  # type: ignore[attr-defined]
             proxy.cut()
             bound = 2 * REFRESH_S + settings.api_neo4j_timeout_s + 1.0  # + one slow look
             took = _wait(lambda: client.get(f"/v1/users/{user}/score",
