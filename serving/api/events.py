@@ -7,15 +7,15 @@ import's own queries (``graph.neo4j.load.WRITES``: MERGE by order/review id, log
 into the user–device edge), so the same event twice changes nothing. Each affected user is
 then rescored online and the new score stored on the user and returned.
 
-Two round trips: one write transaction reads the referenced ids, validates, upserts and
-reads the affected users' neighbourhoods as written; after the rescore (CPU only) a second
-stores every new score in one ``UNWIND``.
+One write transaction: it reads the referenced ids, validates, upserts, reads the affected
+users' neighbourhoods as written, rescores them (CPU only) and stores every new score in one
+``UNWIND``, then commits once; the cache takes the scores after the commit.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, LiteralString
+from typing import TYPE_CHECKING, Annotated, Any, LiteralString
 
 import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -24,10 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from graph.bundle import OPTIONAL_COLUMNS, REQUIRED, ValidatedBundle, normalize_ids, validate
 from graph.neo4j.load import WRITES, columns_for
-from graph.neo4j.neighbourhood import NEIGHBOURHOOD, Neighbourhood, neighbourhood_of
+from graph.neo4j.neighbourhood import NEIGHBOURHOOD, neighbourhood_of
 from graph.neo4j.store import run_columns
 from serving.api.deps import ScorerDep, require_key
-from serving.api.scoring import Scorer
+from serving.api.scoring import Scorer, write_scores
+
+if TYPE_CHECKING:
+    from training.online import StateSnapshot
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
 TABLES = ("logins", "orders", "reviews")
@@ -101,14 +104,15 @@ def _rejected(bundle: ValidatedBundle) -> HTTPException:
 
 
 def write_events(
-    scorer: Scorer, frames: dict[str, pd.DataFrame], max_field_bytes: int, keys: list[str]
-) -> tuple[dict[str, int], list[Neighbourhood]]:
+    scorer: Scorer, frames: dict[str, pd.DataFrame], max_field_bytes: int,
+    snap: StateSnapshot, keys: list[str],
+) -> tuple[dict[str, int], list[dict[str, Any]]]:  # fmt: skip
     """In ONE write transaction: the referenced ids, validation (422 and nothing written on
-    any bad row), the upserts, and the affected users' neighbourhoods as written (one round
-    trip less per table and per user than separate transactions)."""
+    any bad row), the upserts, the affected users' neighbourhoods as written, their rescore
+    (CPU only) and their new scores: one commit, a round trip per query and nothing more."""
     fanout = scorer.settings.api_fanout
 
-    def work(tx: ManagedTransaction) -> tuple[dict[str, int], list[Neighbourhood]]:
+    def work(tx: ManagedTransaction) -> tuple[dict[str, int], list[dict[str, Any]]]:
         found = tx.run(EXISTING, _wanted(frames)).single()
         assert found is not None
         existing = {t: pd.Index(found[t], dtype=object) for t in ("users", "products", "devices")}
@@ -122,16 +126,18 @@ def write_events(
                 continue
             run_columns(tx, write.query, columns_for(write.table, frame), len(frame), write.update)
             accepted[write.table] = len(frame)
-        users = sorted({u for f in bundle.tables.values() for u in f["user_id"]})
-        hoods = []
-        for user in users:
+        scores = []
+        for user in sorted({u for f in bundle.tables.values() for u in f["user_id"]}):
             row = tx.run(NEIGHBOURHOOD, user_id=user, fanout=fanout).single()
             if row is not None:
-                hoods.append(neighbourhood_of(user, row.data(), keys))
-        return accepted, hoods
+                scores.append(scorer.score_hood(snap, neighbourhood_of(user, row.data(), keys)))
+        write_scores(tx, scorer, scores)
+        return accepted, scores
 
     with scorer.store.driver.session(database=scorer.store.database) as session:
-        return session.execute_write(work)
+        accepted, scores = session.execute_write(work)
+    scorer.remember(scores)  # committed: now the cache may serve them
+    return accepted, scores
 
 
 @router.post("/events")
@@ -140,7 +146,5 @@ def post_events(body: Events, request: Request, scorer: ScorerDep) -> dict[str, 
     settings = request.app.state.settings
     frames = _frames(body, settings.api_max_event_rows)
     snap, keys, _ = scorer.ensure_snapshot()  # not ready: refuse before writing, not after
-    accepted, hoods = write_events(scorer, frames, settings.max_field_bytes, keys)
-    scores = [scorer.score_hood(snap, hood) for hood in hoods]
-    scorer.write(scores)
+    accepted, scores = write_events(scorer, frames, settings.max_field_bytes, snap, keys)
     return {"accepted": accepted, "scores": scores}

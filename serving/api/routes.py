@@ -55,12 +55,17 @@ def score_one(scorer: Scorer, user_id: str, fresh: bool) -> dict[str, Any] | Non
 
 
 @v1.get("/users/{user_id}/score")
-def user_score(
+async def user_score(
     user_id: UserId, scorer: ScorerDep, fresh: Annotated[bool, Query()] = False
 ) -> dict[str, Any]:
     """A user's score: the stored one (batch or last event), or computed now (``fresh``, or
-    when none is stored)."""
-    answer = score_one(scorer, user_id, fresh)
+    when none is stored). A cached stored score is answered on the event loop; anything that
+    needs Neo4j or the model runs in a worker thread."""
+    if not fresh:
+        row = scorer.cache.get(user_id)
+        if row is not None and row["fraud"] is not None:
+            return stored_answer(row, scorer.run_fields())
+    answer = await run_in_threadpool(score_one, scorer, user_id, fresh)
     if answer is None:
         raise HTTPException(404, "unknown user id")
     return answer

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, LiteralString, cast
 
 import numpy as np
+from neo4j import ManagedTransaction
 from rich.console import Console
 
 from graph import schema
@@ -157,27 +158,27 @@ class Scorer:
         return answer
 
     def write(self, answers: list[dict[str, Any]]) -> None:
-        """Store online scores on their users in one write (each replaced score becomes the
-        previous one) and put them in the cache."""
-        if not answers:
-            return
-        rows = [{
-            "user_id": a["user_id"], "risk_score": a["fraud_probability"],
-            "default_probability": a["default_probability"], "credit_score": a["credit_score"],
-            "risk_band": a["band"], "reasons": [r["text"] for r in a["reasons"]],
-            "reason_codes": [r["code"] for r in a["reasons"]],
-        } for a in answers]  # fmt: skip
-        as_of = answers[0]["as_of"]
-        self.store.write_batches(
-            ONLINE_SCORES, rows, len(rows), version=self.version, scored_at=as_of,
-            run_id=ONLINE_RUN, unshifted=[ONLINE_RUN],
-        )  # fmt: skip
-        for row in rows:
+        """Store online scores on their users in one write and put them in the cache."""
+        if answers:
+            self.store.write_batches(ONLINE_SCORES, _score_rows(answers), len(answers),
+                                     **self.score_params(answers))  # fmt: skip
+            self.remember(answers)
+
+    def score_params(self, answers: list[dict[str, Any]]) -> dict[str, Any]:
+        """ONLINE_SCORES' parameters besides ``$rows`` (each replaced score becomes the
+        previous one, except a previous online score)."""
+        return {"version": self.version, "scored_at": answers[0]["as_of"],
+                "run_id": ONLINE_RUN, "unshifted": [ONLINE_RUN]}  # fmt: skip
+
+    def remember(self, answers: list[dict[str, Any]]) -> None:
+        """Put written online scores in the cache (after their transaction committed)."""
+        for a in answers:
             self.cache.put({
-                "user_id": row["user_id"], "fraud": row["risk_score"],
-                "default": row["default_probability"], "credit": row["credit_score"],
-                "band": row["risk_band"], "reasons": row["reasons"], "codes": row["reason_codes"],
-                "version": self.version, "as_of": as_of, "score_run": ONLINE_RUN,
+                "user_id": a["user_id"], "fraud": a["fraud_probability"],
+                "default": a["default_probability"], "credit": a["credit_score"],
+                "band": a["band"], "reasons": [r["text"] for r in a["reasons"]],
+                "codes": [r["code"] for r in a["reasons"]], "version": self.version,
+                "as_of": a["as_of"], "score_run": ONLINE_RUN,
             })  # fmt: skip
 
     def _answer(self, hood: Neighbourhood, ev: Any, result: Online) -> dict[str, Any]:
@@ -203,6 +204,22 @@ class Scorer:
             "stale_neighbours": result.unknown_neighbours,
             **self.run_fields(),
         }
+
+
+def _score_rows(answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ONLINE_SCORES' ``$rows``."""
+    return [{
+        "user_id": a["user_id"], "risk_score": a["fraud_probability"],
+        "default_probability": a["default_probability"], "credit_score": a["credit_score"],
+        "risk_band": a["band"], "reasons": [r["text"] for r in a["reasons"]],
+        "reason_codes": [r["code"] for r in a["reasons"]],
+    } for a in answers]  # fmt: skip
+
+
+def write_scores(tx: ManagedTransaction, scorer: Scorer, answers: list[dict[str, Any]]) -> None:
+    """Store online scores inside the caller's transaction (the event's own)."""
+    if answers:
+        tx.run(ONLINE_SCORES, {"rows": _score_rows(answers), **scorer.score_params(answers)})
 
 
 def stored_answer(row: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
