@@ -7,6 +7,7 @@ the route template, the status and the time).
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
@@ -154,6 +155,8 @@ def create_app(settings: Settings, *, snapshot_at_start: bool = True) -> FastAPI
                 log.warning("scoring snapshot not taken at start (%s); retried on demand",
                             type(exc).__name__)  # fmt: skip
         app.state.scorer = scorer
+        gc.collect()
+        gc.freeze()  # the model, snapshot and cache are long-lived: keep them out of GC passes
         try:
             yield
         finally:

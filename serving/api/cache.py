@@ -24,6 +24,7 @@ reload) late; the service's own writes are served at once.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -165,6 +166,7 @@ class ScoreCache:
             fresh.update(puts)
             self._scores = fresh
             self._loaded_run = run
+        gc.freeze()  # long-lived rows: out of the collector's full passes (pauses)
         log.info("score cache loaded: %d users, run %s", len(fresh), run.run_id)
 
 

@@ -54,21 +54,21 @@ def score_one(scorer: Scorer, user_id: str, fresh: bool) -> dict[str, Any] | Non
     return scorer.online(user_id)
 
 
-@v1.get("/users/{user_id}/score")
+@v1.get("/users/{user_id}/score", response_model=dict[str, Any])
 async def user_score(
     user_id: UserId, scorer: ScorerDep, fresh: Annotated[bool, Query()] = False
-) -> dict[str, Any]:
+) -> Response:
     """A user's score: the stored one (batch or last event), or computed now (``fresh``, or
     when none is stored). A cached stored score is answered on the event loop; anything that
     needs Neo4j or the model runs in a worker thread."""
     if not fresh:
         row = scorer.cache.get(user_id)
         if row is not None and row["fraud"] is not None:
-            return stored_answer(row, scorer.run_fields())
+            return JSONResponse(stored_answer(row, scorer.run_fields()))  # plain JSON already
     answer = await run_in_threadpool(score_one, scorer, user_id, fresh)
     if answer is None:
         raise HTTPException(404, "unknown user id")
-    return answer
+    return JSONResponse(answer)
 
 
 @v1.post("/score")
