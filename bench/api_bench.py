@@ -256,9 +256,10 @@ def main() -> None:
                     measure(call, clients, max(20, 2 * clients), release)  # warm-up
                     shifted = (lambda c, o: lambda i: c(i + o))(call, offset)
                     failures.clear()
-                    before = server_histogram(base, ROUTES.get(name))
+                    route = ROUTES.get(name) if args.workers == 1 else None  # per worker
+                    before = server_histogram(base, route)
                     r = measure(shifted, clients, args.requests, release)
-                    inside = within(before, server_histogram(base, ROUTES.get(name)))
+                    inside = within(before, server_histogram(base, route))
                     offset += args.requests
                     print(f"{name:24} {clients:>7} {r['p50']:>8.1f} {r['p95']:>8.1f} "
                           f"{r['p99']:>8.1f} {r['rps']:>8.0f} {len(failures):>8} {inside}",
