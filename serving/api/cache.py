@@ -171,8 +171,12 @@ class ScoreCache:
 
 
 class Watcher:
-    """A daemon thread calling ``cache.look`` every ``refresh_s`` and ``on_change`` (e.g. a
-    snapshot rebuild) after the latest run changed, or every ``snapshot_every_s`` seconds."""
+    """A daemon thread calling ``cache.look`` every ``refresh_s``, and ``on_change`` (e.g. a
+    snapshot rebuild) after the latest run changed, or every ``snapshot_every_s`` seconds.
+
+    ``on_change`` runs in a thread of its own, so the looks (and the cache's confirmation)
+    go on during a rebuild that takes longer than the cache's bound; requests for a rebuild
+    made meanwhile collapse into one more after it."""
 
     def __init__(
         self, cache: ScoreCache, on_change: Callable[[RunMark, bool], object],
@@ -182,6 +186,9 @@ class Watcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="score-watcher", daemon=True)
         self._last_rebuild = time.monotonic()
+        self._lock = threading.Lock()
+        self._pending: tuple[RunMark, bool] | None = None
+        self._rebuilder: threading.Thread | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -191,7 +198,8 @@ class Watcher:
         self._thread.join(timeout=10)
 
     def tick(self) -> None:
-        """One look (and rebuild, if due); errors are logged, the next tick tries again."""
+        """One look (and a rebuild requested, if due); errors are logged, the next tick
+        tries again."""
         try:
             changed = self.cache.look()
         except Exception as exc:  # Neo4j away: the cache ages out by itself (usable())
@@ -203,10 +211,30 @@ class Watcher:
         )
         if run is not None and run.complete and (changed or due):
             self._last_rebuild = time.monotonic()
+            self._request(run, due)
+
+    def _request(self, run: RunMark, due: bool) -> None:
+        with self._lock:
+            self._pending = (run, due)
+            if self._rebuilder is None:
+                self._rebuilder = threading.Thread(
+                    target=self._rebuild, name="snapshot-rebuild", daemon=True
+                )
+                self._rebuilder.start()
+
+    def _rebuild(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                job, self._pending = self._pending, None
+                if job is None:
+                    self._rebuilder = None
+                    return
             try:
-                self.on_change(run, due)
+                self.on_change(*job)
             except Exception as exc:
                 log.warning("score watcher: snapshot rebuild failed (%s)", type(exc).__name__)
+        with self._lock:
+            self._rebuilder = None
 
     def _loop(self) -> None:
         while not self._stop.wait(self.cache.refresh_s):

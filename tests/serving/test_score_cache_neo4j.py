@@ -170,3 +170,18 @@ def test_outage_ends_cached_answers_within_bound(fast_settings: Settings) -> Non
             _wait(lambda: client.app.state.scorer.cache.usable(), 10.0)  # type: ignore[attr-defined]
     finally:
         proxy.cut()
+
+
+def test_snapshot_rebuilt_on_timer(fast_settings: Settings) -> None:
+    """RISKGRAPH_API_SNAPSHOT_REFRESH_S: the snapshot is rebuilt and swapped whole while the
+    service keeps answering from the old one."""
+    settings = fast_settings.model_copy(update={"api_snapshot_refresh_s": 1.0})
+    user = _quiet(fast_settings)["user"]
+    with TestClient(create_app(settings)) as client:
+        scorer = client.app.state.scorer  # type: ignore[attr-defined]
+        first = scorer.current
+        assert first is not None
+        _wait(lambda: scorer.current is not first, limit_s=120)
+        assert scorer.current[0] is not first[0] and scorer.current[0].stack is not None
+        fresh = client.get(f"/v1/users/{user}/score?fresh=true", headers=HEADERS)
+        assert fresh.status_code == 200 and fresh.json()["source"] == "online"
