@@ -153,4 +153,6 @@ def constraint_statements() -> list[str]:
     stmts.append(
         f"CREATE INDEX reviewed_review_id IF NOT EXISTS FOR ()-[r:{REVIEWED}]-() ON (r.review_id)"
     )
+    # the API's score watcher asks for the users scored since its last look (serving/api/cache)
+    stmts.append(f"CREATE INDEX user_scored_at IF NOT EXISTS FOR (n:{USER}) ON (n.scored_at)")
     return stmts

@@ -219,6 +219,13 @@ class Settings(BaseSettings):
     api_fanout: int = Field(
         5000, ge=1, description="most edges per relation read for one user's online rescoring"
     )
+    api_cache: bool = Field(True, description="answer stored scores from the in-process cache")
+    api_cache_refresh_s: float = Field(
+        2.0, gt=0, description="how often the service looks for new runs, rings, others' writes"
+    )
+    api_snapshot_refresh_s: float = Field(
+        0.0, ge=0, description="rebuild the neighbour-state snapshot this often (0: on new runs)"
+    )
 
     @property
     def neo4j_home(self) -> Path:

@@ -18,6 +18,7 @@ discarded).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, LiteralString
 
 import numpy as np
@@ -58,27 +59,33 @@ RETURN u.created_at.epochMillis AS created_at, properties(u) AS props, orders, r
 
 @dataclass
 class Neighbourhood:
-    """One user's local graph (user 0 is the user) and what the scorer needs beside it."""
+    """One user's neighbourhood record and what the scorer needs beside it; the local graph
+    (user 0 is the user) is built only when asked for (the reference online path)."""
 
     user_id: str
-    graph: GraphExport
+    record: dict[str, Any]
+    feature_keys: list[str]
     fraud_label: float  # 1.0, 0.0 or NaN (unknown)
     stored: dict[str, Any]  # the user's stored properties (scores of the last run, if any)
     rings: list[str]
 
+    @cached_property
+    def graph(self) -> GraphExport:
+        return local_graph(self.user_id, self.record, self.feature_keys)
+
     @property
     def thin_file(self) -> bool:
         """No order, review or device link: nothing but the account itself is known."""
-        g = self.graph
-        own = (g.edges[e]["src"].to_numpy() == 0 for e in g.edges if e[0] == "user")
-        return not any(bool(mask.any()) for mask in own)
+        return not (self.record["orders"] or self.record["reviews"] or self.record["devices"])
 
-    @property
-    def latest_ms(self) -> int:
-        """The user's latest order or account creation (epoch ms), for the reference time."""
-        ts = self.graph.edges[("user", "ordered", "product")]["ts"].to_numpy(np.int64)
-        created = int(self.graph.nodes["user"]["created_at"].iloc[0])
-        return int(max(ts.max(initial=0), created))
+
+def neighbourhood_of(user_id: str, row: dict[str, Any], feature_keys: list[str]) -> Neighbourhood:
+    """One NEIGHBOURHOOD record as a :class:`Neighbourhood`."""
+    fraud = row["fraud"]
+    return Neighbourhood(
+        user_id, row, list(feature_keys), np.nan if fraud is None else float(fraud),
+        dict(row["props"]), list(row["rings"]),
+    )  # fmt: skip
 
 
 def read_neighbourhood(
@@ -86,14 +93,7 @@ def read_neighbourhood(
 ) -> Neighbourhood | None:
     """The user's neighbourhood, or None when no such user is stored."""
     rows = store.read(NEIGHBOURHOOD, user_id=user_id, fanout=fanout)
-    if not rows:
-        return None
-    row = rows[0]
-    fraud = row["fraud"]
-    return Neighbourhood(
-        user_id, local_graph(user_id, row, feature_keys), np.nan if fraud is None else float(fraud),
-        dict(row["props"]), list(row["rings"]),
-    )  # fmt: skip
+    return neighbourhood_of(user_id, rows[0], feature_keys) if rows else None
 
 
 def _frame(items: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:

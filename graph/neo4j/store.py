@@ -197,15 +197,7 @@ class GraphStore:
                 size = end - start
 
                 def work(tx: ManagedTransaction, chunk: Columns = chunk, size: int = size) -> None:
-                    rest = chunk
-                    if update is not None:
-                        record = tx.run(update, {**params, **chunk}).single()
-                        found = set(record["found"]) if record else set()
-                        if len(found) == size:
-                            return
-                        keep = [i for i in range(size) if i not in found]
-                        rest = {k: [v[i] for i in keep] for k, v in chunk.items()}
-                    tx.run(query, {**params, **rest}).consume()
+                    run_columns(tx, query, chunk, size, update, params)
 
                 session.execute_write(work)
                 written += size
@@ -345,3 +337,21 @@ def records(frame: pd.DataFrame) -> list[Row]:
 def _chunks(rows: Sequence[Row], size: int) -> Iterator[Sequence[Row]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
+
+
+def run_columns(
+    tx: ManagedTransaction, query: LiteralString, chunk: Columns, size: int,
+    update: LiteralString | None = None, params: dict[str, Any] | None = None,
+) -> None:  # fmt: skip
+    """One batch of :meth:`GraphStore.write_columns` inside the caller's transaction (the
+    service writes events and reads the rescored users' neighbourhoods in one)."""
+    params = params or {}
+    rest = chunk
+    if update is not None:
+        record = tx.run(update, {**params, **chunk}).single()
+        found = set(record["found"]) if record else set()
+        if len(found) == size:
+            return
+        keep = [i for i in range(size) if i not in found]
+        rest = {k: [v[i] for i in keep] for k, v in chunk.items()}
+    tx.run(query, {**params, **rest}).consume()

@@ -7,6 +7,7 @@ the route template, the status and the time).
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
@@ -20,6 +21,7 @@ from fastapi.responses import JSONResponse
 from neo4j.exceptions import ClientError, DriverError, Neo4jError, ServiceUnavailable
 from starlette.exceptions import HTTPException
 
+from serving.api.cache import ScoreCache, Watcher
 from serving.api.metrics import Metrics
 from serving.api.scoring import NotReadyError, Scorer
 from serving.api.security import KeyRing
@@ -140,8 +142,12 @@ def create_app(settings: Settings, *, snapshot_at_start: bool = True) -> FastAPI
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         store = ServiceStore(conn.uri, conn.user, conn.password, conn.database,
                              settings.api_neo4j_timeout_s)  # fmt: skip
-        scorer = Scorer(settings, store, _load_artifact(settings))
+        cache = ScoreCache(store, settings.api_cache_refresh_s, settings.api_cache)
+        scorer = Scorer(settings, store, _load_artifact(settings), cache)
         metrics.model.labels(scorer.version).set(1)
+        watcher = Watcher(cache, scorer.refresh_snapshot, settings.api_snapshot_refresh_s)
+        watcher.tick()  # the run, the rings and every stored score, before the first request
+        watcher.start()  # looks on while the snapshot is taken (seconds)
         if snapshot_at_start and scorer.artifact is not None:
             try:
                 scorer.ensure_snapshot()
@@ -149,9 +155,12 @@ def create_app(settings: Settings, *, snapshot_at_start: bool = True) -> FastAPI
                 log.warning("scoring snapshot not taken at start (%s); retried on demand",
                             type(exc).__name__)  # fmt: skip
         app.state.scorer = scorer
+        gc.collect()
+        gc.freeze()  # the model, snapshot and cache are long-lived: keep them out of GC passes
         try:
             yield
         finally:
+            watcher.stop()
             store.close()
 
     app = FastAPI(title="riskgraph", version="1", lifespan=lifespan)

@@ -13,8 +13,9 @@ from serving.api.security import KeyRing
 _header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-def require_key(request: Request, key: Annotated[str | None, Depends(_header)]) -> None:
-    """401 without a key, 403 with an unknown or revoked one."""
+async def require_key(request: Request, key: Annotated[str | None, Depends(_header)]) -> None:
+    """401 without a key, 403 with an unknown or revoked one (async: no thread hop for a
+    constant-time comparison)."""
     keys: KeyRing = request.app.state.keys
     status = keys.check(key)
     if status == 401:
@@ -23,7 +24,7 @@ def require_key(request: Request, key: Annotated[str | None, Depends(_header)]) 
         raise HTTPException(403, "API key refused (unknown or revoked)")
 
 
-def get_scorer(request: Request) -> Scorer:
+async def get_scorer(request: Request) -> Scorer:
     scorer: Scorer = request.app.state.scorer
     return scorer
 

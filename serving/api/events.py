@@ -6,20 +6,31 @@ table, row, field and rule, and nothing is written. Good batches are upserted wi
 import's own queries (``graph.neo4j.load.WRITES``: MERGE by order/review id, logins folded
 into the user–device edge), so the same event twice changes nothing. Each affected user is
 then rescored online and the new score stored on the user and returned.
+
+One write transaction: it reads the referenced ids, validates, upserts, reads the affected
+users' neighbourhoods as written, rescores them (CPU only) and stores every new score in one
+``UNWIND``, then commits once; the cache takes the scores after the commit.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, LiteralString
+from typing import TYPE_CHECKING, Annotated, Any, LiteralString
 
 import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Request
+from neo4j import ManagedTransaction
 from pydantic import BaseModel, ConfigDict, Field
 
-from graph.bundle import OPTIONAL_COLUMNS, REQUIRED, normalize_ids, validate
+from graph.bundle import OPTIONAL_COLUMNS, REQUIRED, ValidatedBundle, normalize_ids, validate
 from graph.neo4j.load import WRITES, columns_for
+from graph.neo4j.neighbourhood import NEIGHBOURHOOD, neighbourhood_of
+from graph.neo4j.store import run_columns
 from serving.api.deps import ScorerDep, require_key
+from serving.api.scoring import Scorer, write_scores
+
+if TYPE_CHECKING:
+    from training.online import StateSnapshot
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
 TABLES = ("logins", "orders", "reviews")
@@ -70,8 +81,8 @@ def _frames(body: Events, limit: int) -> dict[str, pd.DataFrame]:
     return frames
 
 
-def _existing(scorer: Any, frames: dict[str, pd.DataFrame]) -> dict[str, pd.Index]:
-    """The stored ids among those the rows reference (one read)."""
+def _wanted(frames: dict[str, pd.DataFrame]) -> dict[str, list[str]]:
+    """The ids the rows reference, per referenced table."""
     wanted: dict[str, set[str]] = {"users": set(), "products": set(), "devices": set()}
     for frame in frames.values():
         norm = normalize_ids(frame)
@@ -79,8 +90,54 @@ def _existing(scorer: Any, frames: dict[str, pd.DataFrame]) -> dict[str, pd.Inde
                            ("device_id", "devices")):  # fmt: skip
             if col in norm:
                 wanted[table].update(v for v in norm[col] if v)
-    found = scorer.store.read(EXISTING, **{k: sorted(v) for k, v in wanted.items()})[0]
-    return {table: pd.Index(found[table], dtype=object) for table in wanted}
+    return {k: sorted(v) for k, v in wanted.items()}
+
+
+def _rejected(bundle: ValidatedBundle) -> HTTPException:
+    problems = [
+        {"table": r.table, "row": int(r.row) - 1, "rule": r.rule, "detail": r.detail}
+        for r in bundle.rejects.head(20).itertuples()
+    ]
+    return HTTPException(422, "; ".join(
+        f"{p['table']}[{p['row']}]: {p['rule']} ({p['detail']})" for p in problems
+    ) + "; nothing was written")  # fmt: skip
+
+
+def write_events(
+    scorer: Scorer, frames: dict[str, pd.DataFrame], max_field_bytes: int,
+    snap: StateSnapshot, keys: list[str],
+) -> tuple[dict[str, int], list[dict[str, Any]]]:  # fmt: skip
+    """In ONE write transaction: the referenced ids, validation (422 and nothing written on
+    any bad row), the upserts, the affected users' neighbourhoods as written, their rescore
+    (CPU only) and their new scores: one commit, a round trip per query and nothing more."""
+    fanout = scorer.settings.api_fanout
+
+    def work(tx: ManagedTransaction) -> tuple[dict[str, int], list[dict[str, Any]]]:
+        found = tx.run(EXISTING, _wanted(frames)).single()
+        assert found is not None
+        existing = {t: pd.Index(found[t], dtype=object) for t in ("users", "products", "devices")}
+        bundle = validate(frames, Path("api-events"), existing, max_field_bytes)
+        if len(bundle.rejects):
+            raise _rejected(bundle)
+        accepted: dict[str, int] = {}
+        for write in WRITES:
+            frame = bundle.tables.get(write.table)
+            if frame is None or frame.empty:
+                continue
+            run_columns(tx, write.query, columns_for(write.table, frame), len(frame), write.update)
+            accepted[write.table] = len(frame)
+        scores = []
+        for user in sorted({u for f in bundle.tables.values() for u in f["user_id"]}):
+            row = tx.run(NEIGHBOURHOOD, user_id=user, fanout=fanout).single()
+            if row is not None:
+                scores.append(scorer.score_hood(snap, neighbourhood_of(user, row.data(), keys)))
+        write_scores(tx, scorer, scores)
+        return accepted, scores
+
+    with scorer.store.driver.session(database=scorer.store.database) as session:
+        accepted, scores = session.execute_write(work)
+    scorer.remember(scores)  # committed: now the cache may serve them
+    return accepted, scores
 
 
 @router.post("/events")
@@ -88,25 +145,6 @@ def post_events(body: Events, request: Request, scorer: ScorerDep) -> dict[str, 
     """Validate, upsert idempotently, rescore the affected users and return their scores."""
     settings = request.app.state.settings
     frames = _frames(body, settings.api_max_event_rows)
-    bundle = validate(frames, Path("api-events"), _existing(scorer, frames),
-                      settings.max_field_bytes)  # fmt: skip
-    if len(bundle.rejects):
-        problems = [
-            {"table": r.table, "row": int(r.row) - 1, "rule": r.rule, "detail": r.detail}
-            for r in bundle.rejects.head(20).itertuples()
-        ]
-        raise HTTPException(422, "; ".join(
-            f"{p['table']}[{p['row']}]: {p['rule']} ({p['detail']})" for p in problems
-        ) + "; nothing was written")  # fmt: skip
-    scorer.ensure_snapshot()  # not ready: refuse before writing, not after
-    accepted: dict[str, int] = {}
-    for write in WRITES:
-        frame = bundle.tables.get(write.table)
-        if frame is None or frame.empty:
-            continue
-        scorer.store.write_columns(write.query, columns_for(write.table, frame),
-                                   update=write.update)  # fmt: skip
-        accepted[write.table] = len(frame)
-    users = sorted({u for f in bundle.tables.values() for u in f["user_id"]})
-    scores = [s for u in users if (s := scorer.online(u, write=True)) is not None]
+    snap, keys, _ = scorer.ensure_snapshot()  # not ready: refuse before writing, not after
+    accepted, scores = write_events(scorer, frames, settings.max_field_bytes, snap, keys)
     return {"accepted": accepted, "scores": scores}

@@ -50,20 +50,25 @@ def score_one(scorer: Scorer, user_id: str, fresh: bool) -> dict[str, Any] | Non
         if row is None:
             return None
         if row["fraud"] is not None:
-            return stored_answer(row)
+            return stored_answer(row, scorer.run_fields())
     return scorer.online(user_id)
 
 
-@v1.get("/users/{user_id}/score")
-def user_score(
+@v1.get("/users/{user_id}/score", response_model=dict[str, Any])
+async def user_score(
     user_id: UserId, scorer: ScorerDep, fresh: Annotated[bool, Query()] = False
-) -> dict[str, Any]:
+) -> Response:
     """A user's score: the stored one (batch or last event), or computed now (``fresh``, or
-    when none is stored)."""
-    answer = score_one(scorer, user_id, fresh)
+    when none is stored). A cached stored score is answered on the event loop; anything that
+    needs Neo4j or the model runs in a worker thread."""
+    if not fresh:
+        row = scorer.cache.get(user_id)
+        if row is not None and row["fraud"] is not None:
+            return JSONResponse(stored_answer(row, scorer.run_fields()))  # plain JSON already
+    answer = await run_in_threadpool(score_one, scorer, user_id, fresh)
     if answer is None:
         raise HTTPException(404, "unknown user id")
-    return answer
+    return JSONResponse(answer)
 
 
 @v1.post("/score")
@@ -80,7 +85,7 @@ def batch_score(body: ScoreRequest, request: Request, scorer: ScorerDep) -> dict
         if row is None:
             unknown.append(user_id)
         elif row["fraud"] is not None:
-            scores.append(stored_answer(row))
+            scores.append(stored_answer(row, scorer.run_fields()))
         else:
             online = scorer.online(user_id)
             scores.append(online) if online else unknown.append(user_id)
@@ -126,8 +131,14 @@ async def readyz(request: Request) -> JSONResponse:
     checks = {"neo4j": neo4j, "model": scorer.artifact is not None,
               "snapshot": scorer.snapshot is not None}  # fmt: skip
     ok = all(checks.values())
-    return JSONResponse({"ready": ok, "checks": checks, "model_version": scorer.version},
-                        status_code=200 if ok else 503)  # fmt: skip
+    run = scorer.run_fields()
+    body = {"ready": ok, "checks": checks, "model_version": scorer.version, "score_run": run,
+            "score_cache": {"enabled": scorer.cache.enabled, "serving": scorer.cache.usable(),
+                            "users": scorer.cache.size}}  # fmt: skip
+    if run["run_complete"] is False:
+        body["warning"] = (f"the latest score run {run['run_id']} did not finish: stored scores "
+                           "mix two runs; rerun `riskgraph score`")  # fmt: skip
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get("/metrics")

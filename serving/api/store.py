@@ -35,6 +35,11 @@ class ServiceStore(GraphStore):
         with self.driver.session(database=self.database) as session:
             return session.execute_read(work)
 
+    def read_all(self, query: LiteralString, **params: Any) -> list[dict[str, Any]]:
+        """A large read off the request path (the score cache's load): no request time limit,
+        the server's own transaction limit applies."""
+        return super().read(query, **params)
+
     def ping(self) -> bool:
         """Whether the server answers now (for /readyz)."""
         try:

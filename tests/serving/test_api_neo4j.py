@@ -124,3 +124,26 @@ def test_rings(client: TestClient) -> None:
     if rings:  # the 800-user graph with a 2-epoch model may find none; the list is still checked
         one = client.get(f"/v1/rings/{rings[0]['ring_id']}", headers=HEADERS).json()
         assert one["ring"]["ring_id"] == rings[0]["ring_id"] and one["members"]
+
+
+def test_stacked_path_equals_reference(client: TestClient, scored_graph: Settings) -> None:
+    """The stacked members (the service's online path) against the module-by-module
+    reference path on the same neighbourhoods: same probabilities and reasons."""
+    from graph.neo4j.neighbourhood import read_neighbourhood
+
+    scorer = client.app.state.scorer  # type: ignore[attr-defined]
+    snap, keys, _ = scorer.ensure_snapshot()
+    assert snap.stack is not None, "the stacked path refused the model or failed its check"
+    with _store(scored_graph) as store:
+        ids = [r["id"] for r in store.read(STORED, n=30)]
+    hoods = [read_neighbourhood(scorer.store, u, keys, 5000) for u in ids]
+    fast = [scorer.score_hood(snap, h) for h in hoods]
+    stack, snap.stack = snap.stack, None
+    try:
+        reference = [scorer.score_hood(snap, h) for h in hoods]
+    finally:
+        snap.stack = stack
+    for a, b in zip(fast, reference, strict=True):
+        assert a["fraud_probability"] == pytest.approx(b["fraud_probability"], abs=1e-6)
+        assert a["default_probability"] == pytest.approx(b["default_probability"], abs=1e-6)
+        assert [r["code"] for r in a["reasons"]] == [r["code"] for r in b["reasons"]]

@@ -29,6 +29,7 @@ def proxied(scored_graph: Settings) -> Iterator[tuple[TestClient, Proxy, str]]:
     proxy.restore()
     settings = scored_graph.model_copy(update={
         "neo4j_uri": f"bolt://127.0.0.1:{proxy.port}", "neo4j_password": SecretStr(conn.password),
+        "api_cache": False,  # every read asks Neo4j; the cache's outage bound: test_score_cache
     })  # fmt: skip
     with TestClient(create_app(settings)) as client:
         user = client.post("/v1/score", json={"user_ids": ["U000001"]}, headers=HEADERS)
