@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from training.convs import EdgeSAGEConv
 from training.model import HeteroRiskGNN
+from training.numeric import PiecewiseLinear
 
 EdgeType = tuple[str, str, str]
 
@@ -45,6 +46,7 @@ class Relation:
 class Stack:
     """The user-side weights of ``K`` members."""
 
+    encode: PiecewiseLinear | None  # the users' piecewise-linear encoding, shared by members
     w_project: Tensor  # (K, in, H)
     b_project: Tensor  # (K, H)
     layers: list[list[Relation]]
@@ -70,8 +72,11 @@ def _seq(module: nn.Module, kinds: tuple[type, ...]) -> bool:
 def stack_members(members: list[HeteroRiskGNN], edge_types: list[EdgeType]) -> Stack | None:
     """The members' user-side weights stacked, or None for a model this path does not know."""
     first = members[0]
+    usable, encode = _shared_encoding(members)
+    plain: tuple[type, ...] = (nn.Linear, nn.ReLU)
+    kinds = plain if encode is None else (PiecewiseLinear, *plain)
     for member in members:
-        if not _seq(member.project["user"], (nn.Linear, nn.ReLU)):
+        if not usable or not _seq(member.project["user"], kinds):
             return None
         for head in (member.fraud_head, member.default_head):
             if not _seq(head, (nn.Linear, nn.ReLU, nn.Linear)):
@@ -111,14 +116,30 @@ def stack_members(members: list[HeteroRiskGNN], edge_types: list[EdgeType]) -> S
                 for m in members]  # fmt: skip
         heads[name] = (_t([h[0] for h in mods]), _b([h[0] for h in mods]),
                        _t([h[2] for h in mods]), _b([h[2] for h in mods]))  # fmt: skip
-    project = [cast(nn.Sequential, m.project["user"])[0] for m in members]
+    project = [cast(nn.Sequential, m.project["user"])[-2] for m in members]
     return Stack(
-        _t(project), _b(project), layers,
+        encode, _t(project), _b(project), layers,
         [torch.stack([n.weight.detach() for n in ns]) for ns in norms],
         [torch.stack([n.bias.detach() for n in ns]) for ns in norms],
         [float(ns[0].eps) for ns in norms],
         heads,
     )  # fmt: skip
+
+
+def _shared_encoding(members: list[HeteroRiskGNN]) -> tuple[bool, PiecewiseLinear | None]:
+    """(usable, encoding): the members' user encoding when they share one (the fold models
+    of one run do), None when none has one; not usable when they differ."""
+    found = [cast(nn.Sequential, m.project["user"])[0] for m in members]
+    encodings = [e for e in found if isinstance(e, PiecewiseLinear)]
+    if not encodings:
+        return True, None
+    first = encodings[0]
+    same = len(encodings) == len(members) and all(
+        torch.equal(a, b)
+        for e in encodings[1:]
+        for a, b in zip(first.buffers(), e.buffers(), strict=True)
+    )
+    return same, first
 
 
 def _bmv(v: Tensor, w: Tensor) -> Tensor:
@@ -136,6 +157,8 @@ def stacked_logits(
     ``x``: the user's input row ``(in,)``; ``sources[edge type]``: the user's neighbours'
     positions in ``states`` and their edges' attributes ``(E, d)``.
     """
+    if stack.encode is not None:
+        x = stack.encode(x.unsqueeze(0)).squeeze(0)
     h0 = torch.relu(torch.matmul(x, stack.w_project) + stack.b_project)
     h = h0
     for layer, rels in enumerate(stack.layers):
