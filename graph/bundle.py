@@ -259,6 +259,9 @@ class _Checker:
 
     def split(self) -> tuple[pd.Series, pd.DataFrame]:
         """Return (keep mask, rejects frame with one row per bad row, rules joined by ';')."""
+        if not self.broken:  # the usual case, and the API's one-event batches: no frame work
+            return (pd.Series(True, index=self.frame.index),
+                    pd.DataFrame(columns=REJECT_COLUMNS))  # fmt: skip
         bad = pd.Series(False, index=self.frame.index)
         rules = pd.Series("", index=self.frame.index)
         details = pd.Series("", index=self.frame.index)
@@ -339,7 +342,8 @@ def validate(
         if table in KEYS:
             check.duplicates(KEYS[table])
         keep, rejects = check.split()
-        reject_frames.append(rejects)
+        if len(rejects):
+            reject_frames.append(rejects)
         clean[table] = out[keep].reset_index(drop=True)
         if table in ID_COLUMN:
             known[table] = pd.Index(clean[table][ID_COLUMN[table]])
