@@ -52,7 +52,7 @@ CENTRES_ON: Final = "CENTRES_ON"  # (:Ring)-[:CENTRES_ON {members}]->(:Device|:M
 
 # Every label and relationship type a Cypher string may name (tests/graph/test_vocabulary.py
 # fails on any other).
-NODE_LABELS: Final = (USER, MERCHANT, PRODUCT, DEVICE, RING, LABEL, TRUTH_RING)
+NODE_LABELS: Final = (USER, MERCHANT, PRODUCT, DEVICE, RING, LABEL, TRUTH_RING, SCORE_RUN)
 RELATIONSHIP_TYPES: Final = (ORDERED, REVIEWED, SOLD_BY, USES, MEMBER_OF, LINKED, CENTRES_ON)
 
 # HeteroData node type names (lower-case, as PyG examples use).
