@@ -25,6 +25,7 @@ from graph.rings.communities import densities, split_groups
 from graph.rings.config import RingConfig
 from graph.rings.dense import column_weights, dense_blocks
 from graph.rings.linkage import MS, Links, _hub_codes, _ms, build_links
+from graph.rings.vouch import vouched
 
 DAY_MS = 86_400 * MS
 
@@ -67,11 +68,15 @@ def ring_groups(links: Links, risk: np.ndarray, n_users: int, cfg: RingConfig) -
         links.src[keep], links.dst[keep], links.ring_weight[keep], n_users,
         cfg.max_size, cfg.resolution, cfg.seed, objective=cfg.objective,
     )  # fmt: skip
-    return [
+    # the risk gate looks at the core (the risky community); vouched members only add to it
+    cores = [
         grp for grp in groups
-        if len(grp) >= cfg.min_size and risk[grp].mean() >= cfg.ring_min_risk
+        if len(grp) >= 2 and risk[grp].mean() >= cfg.ring_min_risk
         and (risk[grp] >= cfg.risk_threshold).any()
     ]  # fmt: skip
+    extra = vouched(cores, links.sync_hubs, links.sync_merchant, n_users, cfg)
+    rings = [np.union1d(core, more) for core, more in zip(cores, extra, strict=True)]
+    return [grp for grp in rings if len(grp) >= cfg.min_size]
 
 
 def block_groups(g: GraphExport, risk: np.ndarray, cfg: RingConfig) -> list[np.ndarray]:
