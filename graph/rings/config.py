@@ -32,6 +32,8 @@ class RingConfig:
         vouch_share: a core's *acts* are the windows where this share of its members (and at
             least two) are active; a vouched account spends at least this share of its
             windows at the acts' merchants in them.
+        merge_cores: join cores that vouch for at least ``vouch_share`` of each other's
+            members (a ring cut apart along its devices); see :func:`graph.rings.vouch.merge_cores`.
         burst_window_s: accounts created in the same window of this length form a burst.
         copy_repeat: a copy group whose authors post, on average, at least this many of
             its copies each is a ring by its text alone (see ``copy_rings``); 0 switches off.
@@ -64,6 +66,7 @@ class RingConfig:
     sync_min_windows: int = 2
     vouch_chance: float = 1.0
     vouch_share: float = 0.5
+    merge_cores: bool = True
     burst_window_s: int = 3_600
     copy_repeat: float = 1.5
     top_links: int = 15

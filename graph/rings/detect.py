@@ -25,7 +25,7 @@ from graph.rings.communities import densities, split_groups
 from graph.rings.config import RingConfig
 from graph.rings.dense import column_weights, dense_blocks
 from graph.rings.linkage import MS, Links, _hub_codes, _ms, build_links
-from graph.rings.vouch import vouched
+from graph.rings.vouch import merge_cores, vouched
 
 DAY_MS = 86_400 * MS
 
@@ -74,6 +74,8 @@ def ring_groups(links: Links, risk: np.ndarray, n_users: int, cfg: RingConfig) -
         if len(grp) >= 2 and risk[grp].mean() >= cfg.ring_min_risk
         and (risk[grp] >= cfg.risk_threshold).any()
     ]  # fmt: skip
+    if cfg.merge_cores:
+        cores = merge_cores(cores, links.sync_hubs, links.sync_merchant, n_users, cfg)
     extra = vouched(cores, links.sync_hubs, links.sync_merchant, n_users, cfg)
     rings = [np.union1d(core, more) for core, more in zip(cores, extra, strict=True)]
     return [grp for grp in rings if len(grp) >= cfg.min_size]

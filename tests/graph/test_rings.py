@@ -176,3 +176,21 @@ def test_a_risky_core_vouches_for_its_low_risk_partners_but_not_for_regulars() -
     risk = risk.reindex(g.ids["user"]).to_numpy()
     assert _groups(detect_rings(g, risk, None, RingConfig())) == [coord]
     assert _groups(detect_rings(g, risk, None, RingConfig(vouch_chance=0.0))) == [coord[:4]]
+
+
+def test_a_ring_cut_apart_by_its_devices_is_joined_by_acting_as_one() -> None:
+    """f1-f8 share devices only in pairs (f1-f2 on dA, ...) and order together at a busy shop
+    on four days, where sixty regulars order on 20 of 60 days each: the busy shop ties nobody
+    by itself, so the device pairs are four cores of two; acting as one joins them."""
+    rng = np.random.default_rng(1)
+    ring = [f"f{i}" for i in range(1, 9)]
+    regulars = [f"r{i:02d}" for i in range(60)]
+    uses = [(u, f"d{i // 2}") for i, u in enumerate(ring)]
+    orders = [(u, "mBusy", day * DAY_MS + 1_800_000 * i)
+              for day in (5, 12, 20, 33) for i, u in enumerate(ring)]  # fmt: skip
+    orders += [(u, "mBusy", int(d) * DAY_MS + 7_200_000)
+               for u in regulars for d in rng.choice(60, 20, replace=False)]  # fmt: skip
+    g = _graph(ring + regulars, uses, orders)
+    risk = np.where(np.isin(g.ids["user"], ring), 0.9, 0.01)
+    assert _groups(detect_rings(g, risk, None, RingConfig())) == [ring]
+    assert _groups(detect_rings(g, risk, None, RingConfig(merge_cores=False))) == []
