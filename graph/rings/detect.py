@@ -2,8 +2,9 @@
 
 ``detect_rings`` takes the graph, a risk array and (optionally) per-review copy groups; it
 imports nothing from the model side, so any risk score can drive it. GNN risk ranks and
-prunes: only accounts at or above the member floor can be ring members, and hubs count by how
-risky their accounts are (see :mod:`graph.rings.linkage`).
+prunes: only accounts at or above the member floor form a ring's core, and hubs count by how
+risky their accounts are (see :mod:`graph.rings.linkage`); a core then takes in the accounts
+its repeated synchronised activity vouches for, whatever their risk (:mod:`graph.rings.vouch`).
 
 One kind of ring is found without risk: a review farm, whose accounts each post the same
 text several times at one merchant. Chargebacks and refunds, where labels come from, never
@@ -60,7 +61,8 @@ def as_of(g: GraphExport) -> int:
 
 
 def ring_groups(links: Links, risk: np.ndarray, n_users: int, cfg: RingConfig) -> list[np.ndarray]:
-    """Community rings: Leiden-split components of the risky, purity-weighted link graph."""
+    """Community rings: Leiden-split components of the risky, purity-weighted link graph (the
+    cores), cores that act as one joined, and the accounts each core vouches for added."""
     floor = cfg.risk_threshold if cfg.member_floor is None else cfg.member_floor
     risky = risk >= floor
     keep = risky[links.src] & risky[links.dst] & (links.ring_weight >= cfg.min_link_weight)
