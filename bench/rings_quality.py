@@ -47,6 +47,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "vouch_chance 2": {"vouch_chance": 2.0},
     "vouch_share 0.7": {"vouch_share": 0.7},
     "sync window 12 h": {"sync_window_s": 43_200},
+    "no burst evidence": {"kinds": ("device", "sync", "text"), "kind_weights": (1.0, 1.0, 1.0)},
+    "ring_min_risk 0.5": {"ring_min_risk": 0.5},
 }
 
 
