@@ -41,6 +41,14 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "device evidence only": {"kinds": ("device",), "kind_weights": (1.0,)},
     "no purity (rarity only)": {"purity": False},
     "no copy-text rings": {"copy_repeat": 0.0},
+    "no vouching, no core merging": {"vouch_chance": 0.0},
+    "vouching, no core merging": {"merge_cores": False},
+    "vouch_chance 0.5": {"vouch_chance": 0.5},
+    "vouch_chance 2": {"vouch_chance": 2.0},
+    "vouch_share 0.7": {"vouch_share": 0.7},
+    "sync window 12 h": {"sync_window_s": 43_200},
+    "no burst evidence": {"kinds": ("device", "sync", "text"), "kind_weights": (1.0, 1.0, 1.0)},
+    "ring_min_risk 0.5": {"ring_min_risk": 0.5},
 }
 
 

@@ -192,6 +192,22 @@ class Settings(BaseSettings):
     ring_evidence: list[str] = Field(
         list(_RINGS.kinds), description="evidence kinds used for linkage"
     )
+    ring_vouch_chance: float = Field(
+        _RINGS.vouch_chance,
+        ge=0,
+        description="a low-risk account joins a ring's risky core by repeated synchronised "
+        "activity when fewer than this many accounts would do as much by chance; 0: off",
+    )
+    ring_vouch_share: float = Field(
+        _RINGS.vouch_share,
+        gt=0,
+        le=1,
+        description="share of a core's members that make a window one of its acts, and least "
+        "share of a vouched account's windows at those merchants that are acts",
+    )
+    ring_merge_cores: bool = Field(
+        _RINGS.merge_cores, description="join risky cores that vouch for each other's members"
+    )
 
     # -- exports and privacy (issue 15) ---------------------------------------------------
     pseudonym_key: SecretStr | None = Field(

@@ -26,6 +26,14 @@ class RingConfig:
             be negligible and their pair count quadratic).
         sync_window_s: length of the windows in which activity at one merchant is "together".
         sync_min_windows: a pair counts as synchronised only in this many distinct windows.
+        vouch_chance: a low-risk account joins a ring's risky core by repeated synchronised
+            activity with it only when fewer than this many accounts are expected to do as
+            much by chance (see :mod:`graph.rings.vouch`); 0 switches vouching off.
+        vouch_share: a core's *acts* are the windows where this share of its members (and at
+            least two) are active; a vouched account spends at least this share of its
+            windows at the acts' merchants in them.
+        merge_cores: join cores that vouch for at least ``vouch_share`` of each other's
+            members (a ring cut apart along its devices); see :func:`graph.rings.vouch.merge_cores`.
         burst_window_s: accounts created in the same window of this length form a burst.
         copy_repeat: a copy group whose authors post, on average, at least this many of
             its copies each is a ring by its text alone (see ``copy_rings``); 0 switches off.
@@ -34,7 +42,8 @@ class RingConfig:
         risk_threshold: accounts at or above this risk count as risky (hub purity, rings).
         member_floor: ring members need at least this risk (``None``: ``risk_threshold``);
             below ``risk_threshold`` an account joins only through its links to a ring.
-        ring_min_risk: a ring's mean member risk must reach this.
+        ring_min_risk: the mean risk of a ring's core (its members at or above
+            ``member_floor``; vouched members are not counted) must reach this.
         min_link_weight: ring-graph links weaker than this are dropped.
         min_size / max_size: ring size bounds; larger communities are split again.
         method: ``communities`` (Leiden on the link graph), ``dense`` (FRAUDAR-style peeling
@@ -55,6 +64,9 @@ class RingConfig:
     max_hub_users: int = 500
     sync_window_s: int = 86_400
     sync_min_windows: int = 2
+    vouch_chance: float = 1.0
+    vouch_share: float = 0.5
+    merge_cores: bool = True
     burst_window_s: int = 3_600
     copy_repeat: float = 1.5
     top_links: int = 15

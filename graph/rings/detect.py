@@ -2,8 +2,9 @@
 
 ``detect_rings`` takes the graph, a risk array and (optionally) per-review copy groups; it
 imports nothing from the model side, so any risk score can drive it. GNN risk ranks and
-prunes: only accounts at or above the member floor can be ring members, and hubs count by how
-risky their accounts are (see :mod:`graph.rings.linkage`).
+prunes: only accounts at or above the member floor form a ring's core, and hubs count by how
+risky their accounts are (see :mod:`graph.rings.linkage`); a core then takes in the accounts
+its repeated synchronised activity vouches for, whatever their risk (:mod:`graph.rings.vouch`).
 
 One kind of ring is found without risk: a review farm, whose accounts each post the same
 text several times at one merchant. Chargebacks and refunds, where labels come from, never
@@ -25,6 +26,7 @@ from graph.rings.communities import densities, split_groups
 from graph.rings.config import RingConfig
 from graph.rings.dense import column_weights, dense_blocks
 from graph.rings.linkage import MS, Links, _hub_codes, _ms, build_links
+from graph.rings.vouch import merge_cores, vouched
 
 DAY_MS = 86_400 * MS
 
@@ -59,7 +61,8 @@ def as_of(g: GraphExport) -> int:
 
 
 def ring_groups(links: Links, risk: np.ndarray, n_users: int, cfg: RingConfig) -> list[np.ndarray]:
-    """Community rings: Leiden-split components of the risky, purity-weighted link graph."""
+    """Community rings: Leiden-split components of the risky, purity-weighted link graph (the
+    cores), cores that act as one joined, and the accounts each core vouches for added."""
     floor = cfg.risk_threshold if cfg.member_floor is None else cfg.member_floor
     risky = risk >= floor
     keep = risky[links.src] & risky[links.dst] & (links.ring_weight >= cfg.min_link_weight)
@@ -67,11 +70,17 @@ def ring_groups(links: Links, risk: np.ndarray, n_users: int, cfg: RingConfig) -
         links.src[keep], links.dst[keep], links.ring_weight[keep], n_users,
         cfg.max_size, cfg.resolution, cfg.seed, objective=cfg.objective,
     )  # fmt: skip
-    return [
+    # the risk gate looks at the core (the risky community); vouched members only add to it
+    cores = [
         grp for grp in groups
-        if len(grp) >= cfg.min_size and risk[grp].mean() >= cfg.ring_min_risk
+        if len(grp) >= 2 and risk[grp].mean() >= cfg.ring_min_risk
         and (risk[grp] >= cfg.risk_threshold).any()
     ]  # fmt: skip
+    if cfg.merge_cores:
+        cores = merge_cores(cores, links.sync_hubs, links.sync_merchant, n_users, cfg)
+    extra = vouched(cores, links.sync_hubs, links.sync_merchant, n_users, cfg)
+    rings = [np.union1d(core, more) for core, more in zip(cores, extra, strict=True)]
+    return [grp for grp in rings if len(grp) >= cfg.min_size]
 
 
 def block_groups(g: GraphExport, risk: np.ndarray, cfg: RingConfig) -> list[np.ndarray]:

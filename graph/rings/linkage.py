@@ -38,6 +38,9 @@ class Links:
         weight: rarity-weighted strength, summed over kinds (what ``LINKED.weight`` holds).
         ring_weight: the same with hubs scaled by purity; the ring graph uses this.
         by_kind: kind -> rarity weight of that kind alone (0 where the kind is absent).
+        sync_hubs: every account x (merchant, window) hub, binary, for
+            :mod:`graph.rings.vouch`; ``None`` when sync evidence is off.
+        sync_merchant: per sync hub, its merchant.
     """
 
     src: np.ndarray
@@ -45,6 +48,8 @@ class Links:
     weight: np.ndarray
     ring_weight: np.ndarray
     by_kind: dict[str, np.ndarray]
+    sync_hubs: sp.csr_matrix | None = None
+    sync_merchant: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.src)
@@ -124,11 +129,13 @@ def _per_hub(codes: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def _kind_incidences(
     g: GraphExport, copy_groups: np.ndarray | None, cfg: RingConfig
-) -> dict[str, tuple[sp.csr_matrix, np.ndarray | None]]:
-    """(users x hubs matrix, per-hub discount) per evidence kind the graph can support."""
+) -> tuple[dict[str, tuple[sp.csr_matrix, np.ndarray | None]], np.ndarray | None]:
+    """(users x hubs matrix, per-hub discount) per evidence kind the graph can support, and
+    the merchant of each sync hub."""
     n = len(g.ids["user"])
     merchant_of = g.merchant_of_product()
     out: dict[str, tuple[sp.csr_matrix, np.ndarray | None]] = {}
+    sync_merchant: np.ndarray | None = None
     if "device" in cfg.kinds:
         uses = g.edges[schema.USES_EDGE]
         out["device"] = (
@@ -147,6 +154,7 @@ def _kind_incidences(
     if "sync" in cfg.kinds:
         window = act_ts[ok] // (cfg.sync_window_s * MS)
         codes = _hub_codes(act_merchant[ok], window)
+        sync_merchant = _per_hub(codes, act_merchant[ok]).astype(np.int64)
         out["sync"] = (
             _incidence(act_user[ok], codes, n),
             _per_hub(codes, popular[act_merchant[ok]]),
@@ -165,7 +173,7 @@ def _kind_incidences(
         has = created[u] >= 0
         codes = _hub_codes(bucket[u[has]], m[has])
         out["burst"] = (_incidence(u[has], codes, n), _per_hub(codes, popular[m[has]]))
-    return out
+    return out, sync_merchant
 
 
 def _ms(column: pd.Series) -> np.ndarray:
@@ -192,7 +200,9 @@ def build_links(
     total: sp.csr_matrix | None = None
     ring_total: sp.csr_matrix | None = None
     per_kind: dict[str, sp.csr_matrix] = {}
-    for kind, (inc, discount) in _kind_incidences(g, copy_groups, cfg).items():
+    incidences, sync_merchant = _kind_incidences(g, copy_groups, cfg)
+    sync_hubs = incidences["sync"][0] if "sync" in incidences else None
+    for kind, (inc, discount) in incidences.items():
         rarity, pure, count = _pairs(inc, keep, risky, cfg, discount)
         if kind in ("sync", "burst"):  # repeated over several hubs, or not alike at all
             repeated = count.copy()
@@ -206,7 +216,8 @@ def build_links(
     coo = total.tocoo() if total is not None else None
     if coo is None or ring_total is None or coo.nnz == 0:  # no evidence, or no one above the floor
         empty = np.zeros(0, dtype=np.int64)
-        return Links(empty, empty, np.zeros(0), np.zeros(0), {k: np.zeros(0) for k in per_kind})
+        none = {k: np.zeros(0) for k in per_kind}
+        return Links(empty, empty, np.zeros(0), np.zeros(0), none, sync_hubs, sync_merchant)
     src, dst = keep[coo.row], keep[coo.col]
     order = top_links(src, dst, coo.data, len(risk), cfg.top_links)
     rows, cols = coo.row[order], coo.col[order]
@@ -214,6 +225,7 @@ def build_links(
     return Links(
         src[order], dst[order], coo.data[order].astype(np.float64),
         np.asarray(ring_total[rows, cols]).ravel().astype(np.float64), by_kind,
+        sync_hubs, sync_merchant,
     )  # fmt: skip
 
 

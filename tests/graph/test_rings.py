@@ -147,3 +147,50 @@ def test_a_review_farm_is_a_ring_by_its_copies_alone_and_one_off_praise_is_not()
     assert found.rings.loc[0, "evidence_text"] == 0  # accounts under the risk floor form no links
     off = detect_rings(g, risk, copy_groups, RingConfig(copy_repeat=0.0))
     assert len(off.rings) == 0
+
+
+def test_a_risky_core_vouches_for_its_low_risk_partners_but_not_for_regulars() -> None:
+    """c1-c8 act together four times, at a small shop (days 3, 17) and a busy one (days 10,
+    24), within hours; the model scores only c1-c4 risky. Ten locals order at the small shop
+    on 2 of 60 days each, sixty regulars at the busy shop on 20 of 60 days each (some on the
+    ring's days), forty one-off shoppers on the ring's busy days, and h1 shares c1's home
+    device and orders once on day 10."""
+    rng = np.random.default_rng(0)
+    coord = [f"c{i}" for i in range(1, 9)]
+    regulars = [f"r{i:02d}" for i in range(60)]
+    locals_ = [f"s{i}" for i in range(10)]
+    one_off = [f"o{i:02d}" for i in range(40)]
+    users = [*coord, *regulars, *locals_, *one_off, "h1"]
+    uses = [(u, f"own-{u}") for u in users] + [("c1", "dHome"), ("h1", "dHome")]
+    orders = [(u, "mSmall" if day in (3, 17) else "mBusy", day * DAY_MS + 1_800_000 * i)
+              for day in (3, 10, 17, 24) for i, u in enumerate(coord)]  # fmt: skip
+    orders += [(u, "mBusy", int(d) * DAY_MS + 7_200_000)
+               for u in regulars for d in rng.choice(60, 20, replace=False)]  # fmt: skip
+    orders += [(u, "mSmall", int(d) * DAY_MS)
+               for u in locals_ for d in rng.choice(60, 2, replace=False)]  # fmt: skip
+    orders += [(u, "mBusy", (10 if i % 2 else 24) * DAY_MS) for i, u in enumerate(one_off)]
+    orders += [("h1", "mBusy", 10 * DAY_MS), ("h1", "mElse", 30 * DAY_MS)]
+    g = _graph(users, uses, orders)
+    risk = pd.Series(0.01, index=users)
+    risk[coord[:4]] = 0.9
+    risk = risk.reindex(g.ids["user"]).to_numpy()
+    assert _groups(detect_rings(g, risk, None, RingConfig())) == [coord]
+    assert _groups(detect_rings(g, risk, None, RingConfig(vouch_chance=0.0))) == [coord[:4]]
+
+
+def test_a_ring_cut_apart_by_its_devices_is_joined_by_acting_as_one() -> None:
+    """f1-f8 share devices only in pairs (f1-f2 on dA, ...) and order together at a busy shop
+    on four days, where sixty regulars order on 20 of 60 days each: the busy shop ties nobody
+    by itself, so the device pairs are four cores of two; acting as one joins them."""
+    rng = np.random.default_rng(1)
+    ring = [f"f{i}" for i in range(1, 9)]
+    regulars = [f"r{i:02d}" for i in range(60)]
+    uses = [(u, f"d{i // 2}") for i, u in enumerate(ring)]
+    orders = [(u, "mBusy", day * DAY_MS + 1_800_000 * i)
+              for day in (5, 12, 20, 33) for i, u in enumerate(ring)]  # fmt: skip
+    orders += [(u, "mBusy", int(d) * DAY_MS + 7_200_000)
+               for u in regulars for d in rng.choice(60, 20, replace=False)]  # fmt: skip
+    g = _graph(ring + regulars, uses, orders)
+    risk = np.where(np.isin(g.ids["user"], ring), 0.9, 0.01)
+    assert _groups(detect_rings(g, risk, None, RingConfig())) == [ring]
+    assert _groups(detect_rings(g, risk, None, RingConfig(merge_cores=False))) == []
