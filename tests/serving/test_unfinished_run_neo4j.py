@@ -126,7 +126,6 @@ def test_every_score_reading_command_flags_an_unfinished_run(
         assert plain.exit_code == 0, (args, plain.output)
         warning = " ".join(plain.stderr.split())  # rich may wrap the line
         assert "warning:" in warning and expected in warning, (args, plain.stderr)
-        print("STDERR", plain.stderr, "STDOUT", plain.stdout[:600]); print(cli.invoke(app, [*args, "--json"]).stdout[:700])
         assert flag.run_id not in plain.stdout  # the warning goes to stderr only
         as_json = cli.invoke(app, [*args, "--json"])
         assert as_json.exit_code == 0, (args, as_json.output)
