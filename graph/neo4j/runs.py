@@ -273,6 +273,12 @@ class UnfinishedRun:
         """One line for a person: which run, and how many users are on each side."""
         older = f" (model {', '.join(self.older_versions)})" if self.older_versions else ""
         unscored = f", {self.unscored:,} none" if self.unscored else ""
+        if self.on_run == 0:  # started (or shards starting): nothing mixed yet, still not done
+            return (
+                f"score run {self.run_id} (model {self.version}) did not finish: no user "
+                f"carries its scores yet, {self.on_older:,} an older run's{older}{unscored}; "
+                "rerun `riskgraph score` to complete it"
+            )
         return (
             f"score run {self.run_id} (model {self.version}) did not finish: {self.on_run:,} "
             f"users carry its scores, {self.on_older:,} an older run's{older}{unscored}; scores "
