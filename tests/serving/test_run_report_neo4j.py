@@ -147,6 +147,7 @@ def test_report_of_a_killed_run_names_it_and_the_users_on_each_side(run) -> None
     # one batch of 200 written before the kill; the rest still on the first run
     assert "did not finish: 200 users carry its scores, 600 an older run" in banner.group(1)
     assert "This report shows the last complete run" in banner.group(1)
+    assert "did not finish" in run["killed_report"].stderr  # and on the terminal
 
 
 @pytest.fixture
