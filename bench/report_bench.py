@@ -2,7 +2,9 @@
 next to the same page with base64 PNG figures (the usual way to make a page self-contained),
 in the same process, on the same run data.
 
-Usage: ``.venv/bin/python bench/report_bench.py --users 100000 [--rounds 2]``
+Usage: ``.venv/bin/python bench/report_bench.py --users 100000 [--rounds 2]``, or on a real
+scored graph (the configured Neo4j and ``RISKGRAPH_STATE_DIR``, after ``riskgraph score``
+twice and ``riskgraph rings``): ``.venv/bin/python bench/report_bench.py --real [--rounds 2]``.
 
 The run data is synthetic but shaped like ``serving.report.snapshot`` writes it (users with
 score, band, labels, country, account age, neighbourhood group, degrees and 30 behaviour
@@ -11,6 +13,11 @@ features; merchants; devices; rings; an evaluation frame with three baselines; s
 Parquet files back (``RunFiles.read``) and rendering the page. The Neo4j reads of the
 command (ring table, counts, six rings) are not included; on the test graph they take well
 under a second.
+
+``--real`` times the command's own body instead (what ``serving.report.command.build_report``
+does: Neo4j reads, both runs' files, rendering, writing the page) on whatever run the settings
+point at, split into gathering (``load_report_data``) and rendering, with the same
+PNG-figure baseline; it prints the run's size and this process's peak RSS.
 """
 
 from __future__ import annotations
@@ -97,16 +104,62 @@ def report_data(work: Path, n: int) -> ReportData:
     return ReportData(current, previous, model, evaluation, {"User": n}, rings, gallery)
 
 
+FORMATS = (("svg (riskgraph report)", "svg"), ("png base64 (baseline)", "png"))
+
+
+def real(rounds: int) -> None:
+    """Time ``build_report`` on the configured graph's latest complete run (see the docstring)."""
+    import resource
+
+    from serving.connect import open_store
+    from serving.report.data import load_report_data
+    from serving.settings import Settings
+
+    settings = Settings()
+    rows: dict[str, list[tuple[float, float, float, int]]] = {name: [] for name, _ in FORMATS}
+    with open_store(settings) as store, tempfile.TemporaryDirectory(prefix="report-real-") as tmp:
+        data = load_report_data(store, settings.state_dir)  # warm-up: page cache, imports
+        previous = data.previous.run.run_id if data.previous else "none"
+        print(f"run {data.current.run.run_id} (model {data.current.run.version}): "
+              f"{len(data.current.users):,} users, previous run {previous}, "
+              f"{len(data.rings):,} open rings, {0 if data.evaluation is None else len(data.evaluation):,} evaluated users")  # fmt: skip
+        for r in range(rounds):
+            for name, fmt in FORMATS:
+                figures.INLINE_FORMAT = fmt
+                started = time.perf_counter()
+                data = load_report_data(store, settings.state_dir)
+                gathered = time.perf_counter() - started
+                html = render(data)
+                rendered = time.perf_counter() - started - gathered
+                out = Path(tmp) / f"{r}-{fmt}.html"
+                out.write_text(html, encoding="utf-8")  # as build_report writes it
+                total = time.perf_counter() - started
+                rows[name].append((gathered, rendered, total, out.stat().st_size))
+    figures.INLINE_FORMAT = "svg"
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    print(f"{rounds} rounds; total = the command's body (gather + render + write the page)")
+    print(f"{'figures':<26}{'gather s':>9}{'render s':>9}{'best s':>8}{'mean s':>8}{'page MB':>9}")
+    for name, got in rows.items():
+        totals = [t for _, _, t, _ in got]
+        print(f"{name:<26}{min(g for g, _, _, _ in got):>9.2f}{min(r for _, r, _, _ in got):>9.2f}"
+              f"{min(totals):>8.2f}{np.mean(totals):>8.2f}{got[-1][3] / 1e6:>9.2f}")  # fmt: skip
+    print(f"peak RSS of this process: {peak:.2f} GiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--real", action="store_true",
+                        help="time the command on the configured graph's latest run instead")  # fmt: skip
     args = parser.parse_args()
+    if args.real:
+        return real(args.rounds)
     results: dict[str, list[tuple[float, int]]] = {"svg (riskgraph report)": [],
                                                    "png base64 (baseline)": []}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="report-bench-") as tmp:
         for r in range(args.rounds):
-            for name, fmt in (("svg (riskgraph report)", "svg"), ("png base64 (baseline)", "png")):
+            for name, fmt in FORMATS:
                 figures.INLINE_FORMAT = fmt
                 folder = Path(tmp) / f"{r}-{fmt}"
                 data = report_data(folder, args.users)  # untimed: synthesis and writing

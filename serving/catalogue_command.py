@@ -48,13 +48,16 @@ def query_command(
         raise CatalogueError("choose one of --json and --csv")
     from serving.connect import open_store
     from serving.queries import json_line
+    from serving.run_flag import flagged, unfinished_run, warn
 
     settings = Settings()
     with open_store(settings) as store:
         rows = run_named(store, name, param or [], settings.query_timeout_s)
+        flag = unfinished_run(store)  # rows of a half-finished run say so
+    warn(flag)
     if as_json:
         for row in rows:
-            typer.echo(json_line(row))
+            typer.echo(json_line(flagged(row, flag)))
     elif as_csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         if rows:

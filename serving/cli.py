@@ -471,17 +471,29 @@ def rings(
 
 
 @app.command()
-def ring(ring_id: Annotated[str, typer.Argument(help="a ring id, e.g. ring-1a2b3c4d5e6f")]) -> None:
+def ring(
+    ring_id: Annotated[str, typer.Argument(help="a ring id, e.g. ring-1a2b3c4d5e6f")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the view as one JSON object")
+    ] = False,
+) -> None:
     """Investigate one ring: members, shared devices and merchants, daily activity, evidence."""
     from serving.connect import open_store
+    from serving.queries import json_line
     from serving.ring_view import print_ring, ring_report
+    from serving.run_flag import flagged, unfinished_run, warn
 
     with open_store(_settings()) as store:
         report = ring_report(store, ring_id)
+        flag = unfinished_run(store) if report is not None else None
     if report is None:
         _fail(
             f"no ring {ring_id!r} (list them: riskgraph cypher 'MATCH (r:{schema.RING}) RETURN r.ring_id')"
         )
+        return
+    warn(flag, err)  # members' scores of a half-finished run say so
+    if as_json:
+        typer.echo(json_line(flagged(report, flag)))
         return
     print_ring(report, console)
 
@@ -517,14 +529,17 @@ def cypher(
     """
     from serving.connect import open_store
     from serving.queries import json_line, parse_params, run_read_query
+    from serving.run_flag import flagged, unfinished_run, warn
 
     settings = _settings()
     params = parse_params(param or [])
     with open_store(settings) as store:
         rows = run_read_query(store, query, params, timeout or settings.query_timeout_s)
+        flag = unfinished_run(store)  # rows of a half-finished run say so
+    warn(flag, err)
     if as_json:
         for row in rows:
-            typer.echo(json_line(row))
+            typer.echo(json_line(flagged(row, flag)))
         return
     table = Table()
     for key in rows[0].keys() if rows else []:

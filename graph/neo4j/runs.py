@@ -237,3 +237,77 @@ def run_status(store: GraphStore) -> RunStatus:
         per_run[row["run_id"]] = per_run.get(row["run_id"], 0) + int(row["n"])
         versions[row["version"]] = versions.get(row["version"], 0) + int(row["n"])
     return RunStatus(runs, per_run, versions)
+
+
+# The newest run, only when it is not complete; then how many users carry it and how many an
+# older run. When the newest run is complete the WHERE leaves no row and no user is read, so
+# the check costs a look at the few ScoreRun nodes.
+UNFINISHED_RUN = cast(
+    LiteralString,
+    f"""
+MATCH (r:{_RUN}) WITH r ORDER BY r.at DESC, r.run_id DESC LIMIT 1
+WITH r WHERE r.status <> $complete
+MATCH (u:{_USER})
+RETURN r.run_id AS run_id, r.version AS version, r.status AS status,
+       count(CASE WHEN u.score_run = r.run_id THEN 1 END) AS on_run,
+       count(CASE WHEN u.score_run <> r.run_id THEN 1 END) AS on_older,
+       count(u) - count(u.score_run) AS unscored,
+       collect(DISTINCT CASE WHEN u.score_run <> r.run_id THEN u.score_version END) AS older
+""",
+)
+
+
+@dataclass(frozen=True)
+class UnfinishedRun:
+    """The newest scoring run did not (yet) finish: the graph's scores mix two runs."""
+
+    run_id: str
+    version: str
+    status: str
+    on_run: int  # users carrying this run's scores
+    on_older: int  # users still carrying an older run's
+    unscored: int  # users with no score at all
+    older_versions: tuple[str, ...]
+
+    def message(self) -> str:
+        """One line for a person: which run, and how many users are on each side."""
+        older = f" (model {', '.join(self.older_versions)})" if self.older_versions else ""
+        unscored = f", {self.unscored:,} none" if self.unscored else ""
+        if self.on_run == 0:  # started (or shards starting): nothing mixed yet, still not done
+            return (
+                f"score run {self.run_id} (model {self.version}) did not finish: no user "
+                f"carries its scores yet, {self.on_older:,} an older run's{older}{unscored}; "
+                "rerun `riskgraph score` to complete it"
+            )
+        return (
+            f"score run {self.run_id} (model {self.version}) did not finish: {self.on_run:,} "
+            f"users carry its scores, {self.on_older:,} an older run's{older}{unscored}; scores "
+            "read now mix the two (rerun `riskgraph score` to complete it)"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The same facts for machines (the ``--json`` outputs' ``_unfinished_run`` field)."""
+        return {
+            "run_id": self.run_id, "version": self.version, "status": self.status,
+            "users_on_run": self.on_run, "users_on_older_runs": self.on_older,
+            "users_unscored": self.unscored, "older_versions": list(self.older_versions),
+            "message": self.message(),
+        }  # fmt: skip
+
+
+def unfinished_run(store: GraphStore) -> UnfinishedRun | None:
+    """The newest run if it is not complete (with users per side), else ``None``.
+
+    One parameterised read; cheap when the newest run is complete, one pass over the users
+    otherwise. Commands that print scores (``cypher``, ``query``, ``ring``, ``report``) call
+    it so an interrupted run is never read silently.
+    """
+    rows = store.read(UNFINISHED_RUN, complete=schema.RUN_COMPLETE)
+    if not rows:
+        return None
+    r = rows[0]
+    return UnfinishedRun(
+        run_id=str(r["run_id"]), version=str(r["version"]), status=str(r["status"]),
+        on_run=int(r["on_run"]), on_older=int(r["on_older"]), unscored=int(r["unscored"]),
+        older_versions=tuple(sorted(str(v) for v in r["older"] if v is not None)),
+    )  # fmt: skip

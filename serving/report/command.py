@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from graph.neo4j.store import GraphStore
@@ -18,19 +19,20 @@ console = Console()
 
 def build_report(
     store: GraphStore, state_dir: Path, out: Path, cutoff: float
-) -> tuple[Path, float]:
-    """Gather, render and write (to a temporary name, then renamed); returns the path and the
-    seconds taken."""
+) -> tuple[Path, float, str | None]:
+    """Gather, render and write (to a temporary name, then renamed); returns the path, the
+    seconds taken and the page's run warning (None when the graph is one complete run)."""
     from serving.report.data import load_report_data
     from serving.report.page import render
 
     started = time.perf_counter()
-    html = render(load_report_data(store, state_dir), cutoff)
+    data = load_report_data(store, state_dir)
+    html = render(data, cutoff)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")
     tmp.write_text(html, encoding="utf-8")
     os.replace(tmp, out)
-    return out, time.perf_counter() - started
+    return out, time.perf_counter() - started, data.warning
 
 
 def report_command(
@@ -48,6 +50,8 @@ def report_command(
 
     settings = Settings()
     with open_store(settings) as store:
-        path, seconds = build_report(store, settings.state_dir, out, cutoff)
+        path, seconds, warning = build_report(store, settings.state_dir, out, cutoff)
     size = path.stat().st_size
+    if warning:  # on the page's banner, and here for whoever ran the command
+        Console(stderr=True, soft_wrap=True).print(f"[bold yellow]warning:[/] {escape(warning)}")
     console.print(f"report {path} ({size / 1e6:.2f} MB) in {seconds:.1f} s")

@@ -14,7 +14,7 @@ from typing import Any, LiteralString, cast
 import pandas as pd
 
 from graph import schema
-from graph.neo4j.runs import IncompleteRunError, ScoreRun, run_status
+from graph.neo4j.runs import IncompleteRunError, RunStatus, ScoreRun, run_status, unfinished_run
 from graph.neo4j.store import GraphStore
 from serving.report.figures import RingDrawing
 from serving.report.snapshot import EVALUATION
@@ -108,12 +108,7 @@ def load_report_data(store: GraphStore, state_dir: Path, gallery: int = GALLERY)
             f"no complete scoring run with its data in {runs_folder(state_dir)}: run "
             "`riskgraph score` first"
         )
-    warning = None
-    if status.latest is not None and status.latest.run_id != done[0].run_id:
-        warning = (f"the newest scoring run {status.latest.run_id} is {status.latest.status}; "
-                   f"this report shows the last complete run {done[0].run_id}")  # fmt: skip
-    elif status.problem():
-        warning = status.problem()
+    warning = run_warning(store, status, done[0])
     current = RunFiles.read(runs_folder(state_dir) / done[0].run_id, done[0])
     previous = RunFiles.read(runs_folder(state_dir) / done[1].run_id, done[1]) \
         if len(done) > 1 else None  # fmt: skip
@@ -125,13 +120,39 @@ def load_report_data(store: GraphStore, state_dir: Path, gallery: int = GALLERY)
     if len(rings):
         rings = rings.assign(weight=rings["risk_mean"].astype(float) * rings["size"].astype(float))
         rings = rings.sort_values(["weight", "ring_id"], ascending=[False, True])
-    drawings = [ring_drawing(store, rid) for rid in rings.get("ring_id", pd.Series())[:gallery]]
+    risk = current.users.set_index("user_id")["risk_score"]
+    drawings = [
+        ring_drawing(store, rid, risk) for rid in rings.get("ring_id", pd.Series())[:gallery]
+    ]
     return ReportData(current, previous, model, evaluation, store.counts(), rings, drawings,
                       warning)  # fmt: skip
 
 
-def ring_drawing(store: GraphStore, ring_id: str) -> RingDrawing:
+def run_warning(store: GraphStore, status: RunStatus, shown: ScoreRun) -> str | None:
+    """The page's red banner: why the graph's scores are not all from the run shown.
+
+    An unfinished newest run is named with its model version and the users on each side
+    (``graph.neo4j.runs.unfinished_run``), so the reader knows the live graph is mixed while
+    this page shows the last complete run from its saved files.
+    """
+    flag = unfinished_run(store)
+    if flag is not None:
+        return (f"{flag.message()}. This report shows the last complete run {shown.run_id} "
+                f"(model {shown.version}) from its saved files, ring members coloured by that "
+                "run's scores.")  # fmt: skip
+    if status.latest is not None and status.latest.run_id != shown.run_id:
+        return (f"the newest scoring run {status.latest.run_id} is {status.latest.status} but "
+                f"its data is not in the runs folder; this report shows the run {shown.run_id}")  # fmt: skip
+    return status.problem()
+
+
+def ring_drawing(store: GraphStore, ring_id: str, risk: pd.Series | None = None) -> RingDrawing:
+    """One ring's members, centres and ties; members' risk from ``risk`` (the run shown, by
+    user id) where it has them, so a half-written newer run cannot tint the drawing."""
     members = pd.DataFrame(store.read_columns(RING_MEMBERS, ring_id=ring_id))
+    if risk is not None and len(members):
+        shown = members["user_id"].map(risk)
+        members["risk"] = shown.fillna(members["risk"]).astype(float)
     centres = pd.DataFrame(store.read_columns(RING_CENTRES, ring_id=ring_id))
     ties = pd.DataFrame(store.read_columns(RING_TIES, ring_id=ring_id))
     return RingDrawing(

@@ -98,3 +98,22 @@ def test_drift_table_orders_and_flags() -> None:
     table = drift_table(cur, prev, ["y", "x", "band", "missing"])
     assert table["what"].tolist()[0] == "x" and table.iloc[0]["flag"] == "major shift"
     assert set(table["what"]) == {"x", "y", "band"}
+
+
+def test_report_curves_match_scikit_learn() -> None:
+    """The report's numpy ROC and PR points are scikit-learn's (ties, continuous scores)."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    from serving.report.figures import curves
+
+    rng = np.random.default_rng(4)
+    for n, decimals in ((50, 1), (5_000, 2), (20_000, 6)):
+        y = (rng.random(n) < 0.08).astype(np.float64)
+        y[:3] = 1.0  # never a sample without positives (scikit-learn then returns NaN)
+        score = np.round(rng.random(n) + 0.4 * y, decimals)  # rounding makes ties
+        fpr, tpr, precision, recall = curves(y, score)
+        expected_fpr, expected_tpr, _ = roc_curve(y, score, drop_intermediate=False)
+        expected_p, expected_r, _ = precision_recall_curve(y, score)
+        for got, want in ((fpr, expected_fpr), (tpr, expected_tpr), (precision, expected_p),
+                          (recall, expected_r)):  # fmt: skip
+            assert got.shape == want.shape and np.allclose(got, want)

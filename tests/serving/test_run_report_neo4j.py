@@ -100,6 +100,7 @@ def run(  # type: ignore[no-untyped-def]
         mp.setattr(pipeline, "write_user_scores", dies_after_one_batch)
         out["killed"] = cli("score")
         out["refused_export"] = cli("export", "--out", str(work / "refused"))
+        out["killed_report"] = cli("report", "--out", str(work / "killed.html"))
         mp.setattr(pipeline, "write_user_scores", real)
         out["rerun"] = cli("score")
         assert out["rerun"].exit_code == 0, out["rerun"].output
@@ -133,6 +134,20 @@ def test_killed_score_run_is_refused_then_completed(run, store_scored: GraphStor
     # every user on the rerun run, each shifted once: previous = the first run's score
     assert users["on"] == [runs[1]["id"]] and users["previous"] == [runs[0]["id"]]
     assert users["same"] == users["n"] == 800  # same model, same graph: same scores
+
+
+def test_report_of_a_killed_run_names_it_and_the_users_on_each_side(run) -> None:  # type: ignore[no-untyped-def]
+    assert run["killed_report"].exit_code == 0, run["killed_report"].output
+    parser = _Ids()
+    html = (run["work"] / "killed.html").read_text()
+    parser.feed(html)
+    assert "run-warning" in parser.ids and set(SECTIONS) <= parser.ids
+    banner = re.search(r'<p class="warn" id="run-warning">(.*?)</p>', html)
+    assert banner is not None
+    # one batch of 200 written before the kill; the rest still on the first run
+    assert "did not finish: 200 users carry its scores, 600 an older run" in banner.group(1)
+    assert "This report shows the last complete run" in banner.group(1)
+    assert "did not finish" in run["killed_report"].stderr  # and on the terminal
 
 
 @pytest.fixture
