@@ -61,7 +61,10 @@ def user_attributions(
         for conv, norms in layers:
             states.append(blocked_layer(conv, norms, model.dropout, states[-1], rels, cached))
 
-    top = states[-1]
+    # The heads alone read the last layer's states, and a layer's reverse step needs only its
+    # input states: each is dropped as soon as it is used (one state of every node less at
+    # the peak, and one less for every layer passed).
+    top = states.pop()
     grad = {nt: torch.zeros_like(v) for nt, v in top.items()}
     grad_h0_user = torch.zeros_like(states[0]["user"])
     for lo in range(0, sizes["user"], HEAD_ROWS):
@@ -72,10 +75,11 @@ def user_attributions(
             g0, gl = torch.autograd.grad(logit_sum, [h0, hl])
         grad_h0_user[lo : lo + HEAD_ROWS] = g0
         grad["user"][lo : lo + HEAD_ROWS] = gl
+    del top
 
     for layer in reversed(range(len(layers))):
         conv, norms = layers[layer]
-        h = states[layer]
+        h = states.pop()  # the input states of this layer
         # types no relation reaches pass their state (and gradient) through unchanged
         below = {nt: (torch.zeros_like(g) if nt in rels else g.clone()) for nt, g in grad.items()}
         for block in cached:
@@ -90,6 +94,7 @@ def user_attributions(
             for et, node_ids, g in zip(block.edge_types, block.sources, g_sources, strict=True):
                 below[et[0]].index_add_(0, node_ids, g)
         grad = below
+        del h
 
     grad_h0_user += grad["user"]
     out = torch.empty_like(x["user"])

@@ -17,6 +17,7 @@ it says how rare the shared thing is, not what the model thinks of the accounts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -84,13 +85,28 @@ def _hub_codes(*keys: np.ndarray) -> np.ndarray:
     return frame.groupby(list(frame.columns), sort=True).ngroup().to_numpy(np.int64)
 
 
+PAIR_BLOCK_TERMS = 1 << 23
+"""Shared-hub terms (pairs before summing) one block of accounts may produce at once. The pair
+matrices are built a block of rows at a time and keep only what survives: the upper triangle
+and, for sync and burst, pairs that share enough hubs. At 200k users the busy (merchant, day)
+cells alone tied 64M pairs, nearly all through one cell, and the whole products held 5 GiB for
+about 2M kept pairs; built by blocks, memory follows the pairs kept."""
+
+
 def _pairs(
     inc: sp.csr_matrix, keep: np.ndarray, risky: np.ndarray, cfg: RingConfig,
-    discount: np.ndarray | None,
-) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:  # fmt: skip
-    """(rarity, purity-scaled, shared-hub count) pair matrices among ``keep`` accounts.
+    discount: np.ndarray | None, min_shared: int = 1, block_terms: int | None = None,
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:  # fmt: skip
+    """(rarity, purity-scaled) pair matrices among ``keep`` accounts, upper triangle.
 
-    ``discount`` (per hub, in [0, 1]) scales hubs further, e.g. by their merchant's popularity.
+    ``discount`` (per hub, in [0, 1]) scales hubs further, e.g. by their merchant's popularity;
+    ``min_shared`` > 1 keeps only pairs that share at least that many usable hubs;
+    ``block_terms``: see :data:`PAIR_BLOCK_TERMS` (the default).
+
+    Two weights ride one product as the real and imaginary parts of a complex64 weight: the
+    parts are summed apart, term by term, in float32 (a part times 1 or 0 is exact), so each
+    pair's value is bit for bit the real product's, and both parts come out aligned. With
+    ``min_shared`` > 1 the imaginary part counts the shared usable hubs.
     """
     n_per_hub = np.asarray(inc.sum(axis=0)).ravel()
     risky_per_hub = np.asarray(inc.T @ risky.astype(np.float32)).ravel()
@@ -101,16 +117,42 @@ def _pairs(
     purity = np.divide(risky_per_hub, n_per_hub, out=np.zeros_like(rarity), where=n_per_hub > 0)
     if not cfg.purity:
         purity = np.ones_like(rarity)
+    rare32, pure32 = rarity.astype(np.float32), (rarity * purity).astype(np.float32)
     sub = inc[keep]
-    sub_t = sub.T.tocsr()
-
-    def product(w: np.ndarray) -> sp.csr_matrix:
-        out = (sub @ sp.diags(w.astype(np.float32)) @ sub_t).tocsr()
-        out.setdiag(0)
-        out.eliminate_zeros()
-        return sp.triu(out, k=1).tocsr()
-
-    return product(rarity), product(rarity * purity), product(usable.astype(np.float32))
+    # a hub of weight zero adds nothing to a pair; a hub of nonzero weight is always usable
+    if min_shared > 1:
+        hubs = np.flatnonzero(usable)
+        weights = [rare32[hubs] + 1j * np.float32(1), pure32[hubs] + 1j * np.float32(1)]
+    else:
+        hubs = np.flatnonzero((rare32 != 0) | (pure32 != 0))
+        weights = [rare32[hubs] + 1j * pure32[hubs]]
+    part = sub[:, hubs]
+    lefts = [(part @ sp.diags(w.astype(np.complex64))).tocsr() for w in weights]
+    right = part.T.tocsr().astype(np.complex64)
+    # a row's terms are at most the sizes (among ``keep``) of its hubs
+    ends = np.cumsum(np.asarray(part @ np.asarray(part.sum(axis=0)).ravel()).ravel())
+    step = block_terms or PAIR_BLOCK_TERMS
+    cuts = np.searchsorted(ends, np.arange(step, ends[-1] if len(ends) else 0, step))
+    bounds = np.unique(np.concatenate([[0], cuts, [part.shape[0]]]))
+    out: tuple[list[sp.csr_matrix], list[sp.csr_matrix]] = ([], [])
+    for lo, hi in pairwise(bounds.tolist()):
+        prods = [(left[lo:hi] @ right[:, lo:]).tocsr() for left in lefts]
+        row = np.repeat(np.arange(hi - lo), np.diff(prods[0].indptr))
+        col = prods[0].indices
+        above = col > row
+        if min_shared > 1:  # the same hubs and rows: both products list the same pairs in order
+            above &= prods[0].data.imag >= min_shared
+            values = [prods[0].data.real, prods[1].data.real]
+        else:
+            values = [prods[0].data.real, prods[0].data.imag]
+        for store, v in zip(out, values, strict=True):
+            kept = above & (v != 0)
+            store.append(
+                sp.csr_matrix((v[kept], (row[kept], col[kept] + lo)), shape=(hi - lo, len(keep)))
+            )
+    empty = sp.csr_matrix((len(keep), len(keep)), dtype=np.float32)
+    rare, pure = (sp.vstack(b, format="csr") if b else empty for b in out)
+    return rare, pure
 
 
 def _merchant_discount(user: np.ndarray, merchant: np.ndarray, n_users: int) -> np.ndarray:
@@ -203,12 +245,9 @@ def build_links(
     incidences, sync_merchant = _kind_incidences(g, copy_groups, cfg)
     sync_hubs = incidences["sync"][0] if "sync" in incidences else None
     for kind, (inc, discount) in incidences.items():
-        rarity, pure, count = _pairs(inc, keep, risky, cfg, discount)
-        if kind in ("sync", "burst"):  # repeated over several hubs, or not alike at all
-            repeated = count.copy()
-            repeated.data = (repeated.data >= cfg.sync_min_windows).astype(np.float32)
-            rarity = rarity.multiply(repeated).tocsr()
-            pure = pure.multiply(repeated).tocsr()
+        # sync and burst pairs must repeat over several hubs, or they are not alike at all
+        min_shared = cfg.sync_min_windows if kind in ("sync", "burst") else 1
+        rarity, pure = _pairs(inc, keep, risky, cfg, discount, min_shared)
         scale = cfg.weight_of(kind)
         per_kind[kind] = rarity * scale
         total = per_kind[kind] if total is None else total + per_kind[kind]
