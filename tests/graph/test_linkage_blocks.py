@@ -76,7 +76,7 @@ def test_pairs_equal_the_whole_product_bit_for_bit(graph: GraphExport, block_ter
     risk = np.random.default_rng(1).random(len(graph.ids["user"]))
     keep = np.flatnonzero(risk >= cfg.link_risk_floor)
     risky = np.clip(risk / cfg.risk_threshold, 0.0, 1.0)
-    kinds = _kind_incidences(graph, _copy_groups(graph), cfg)
+    kinds, _ = _kind_incidences(graph, _copy_groups(graph), cfg)
     assert set(kinds) == {"device", "sync", "text", "burst"}
     for kind, (inc, discount) in kinds.items():
         min_shared = cfg.sync_min_windows if kind in ("sync", "burst") else 1

@@ -22,6 +22,19 @@ COMMANDS = [
 ]  # fmt: skip
 
 
+QUIET_STARTUP_S = 1.0  # `riskgraph --help` on an idle machine: 0.35 s
+
+
+@pytest.fixture(scope="module")
+def limit_s() -> float:
+    """5 s, plus how much slower than on an idle machine the interpreter starts right now:
+    the promise is about the driver's timeouts, not about a machine other jobs load."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "serving.cli", "--help"], capture_output=True,
+                   timeout=60, check=True)  # fmt: skip
+    return 5.0 + max(0.0, time.perf_counter() - started - QUIET_STARTUP_S)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -50,12 +63,12 @@ def _run(args: list[str], port: int, tmp: Path) -> tuple[int, float, str, str]:
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda a: a[0])
-def test_refused(args: list[str], tmp_path: Path) -> None:
+def test_refused(args: list[str], tmp_path: Path, limit_s: float) -> None:
     port = _free_port()
     code, took, out, err = _run(args, port, tmp_path)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 1, (out, err)
-    assert took < 5.0, f"{args[0]} took {took:.1f} s"
+    assert took < limit_s, f"{args[0]} took {took:.1f} s (limit {limit_s:.1f} s)"
     assert len(lines) == 1 and "Traceback" not in err + out, err
     assert f"cannot reach Neo4j at bolt://127.0.0.1:{port}" in lines[0]
     assert "riskgraph neo4j start" in lines[0]
@@ -63,11 +76,11 @@ def test_refused(args: list[str], tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args", [["cypher", "RETURN 1"], ["score"], ["import", "BUNDLE"]],
                          ids=lambda a: a[0])  # fmt: skip
-def test_frozen(args: list[str], frozen: int, tmp_path: Path) -> None:
+def test_frozen(args: list[str], frozen: int, tmp_path: Path, limit_s: float) -> None:
     code, took, _, err = _run(args, frozen, tmp_path)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 1 and len(lines) == 1, err
-    assert took < 5.0, f"{args[0]} took {took:.1f} s"
+    assert took < limit_s, f"{args[0]} took {took:.1f} s (limit {limit_s:.1f} s)"
     assert (
         f"Neo4j at bolt://127.0.0.1:{frozen} accepted the connection but did not answer" in lines[0]
     )
