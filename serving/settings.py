@@ -192,6 +192,12 @@ class Settings(BaseSettings):
     ring_evidence: list[str] = Field(
         list(_RINGS.kinds), description="evidence kinds used for linkage"
     )
+    ring_link_chance: float = Field(
+        _RINGS.link_chance,
+        ge=0,
+        description="a creation-burst link counts only when fewer than this many accounts are "
+        "expected to tie to either end as strongly by chance; 0: off",
+    )
     ring_vouch_chance: float = Field(
         _RINGS.vouch_chance,
         ge=0,

@@ -24,6 +24,7 @@ import scipy.sparse as sp
 
 from graph import schema
 from graph.export import GraphExport
+from graph.rings.chance import burst_chance, sync_chance
 from graph.rings.config import RingConfig
 
 MS = 1000
@@ -129,13 +130,14 @@ def _per_hub(codes: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def _kind_incidences(
     g: GraphExport, copy_groups: np.ndarray | None, cfg: RingConfig
-) -> tuple[dict[str, tuple[sp.csr_matrix, np.ndarray | None]], np.ndarray | None]:
-    """(users x hubs matrix, per-hub discount) per evidence kind the graph can support, and
-    the merchant of each sync hub."""
+) -> tuple[dict[str, tuple[sp.csr_matrix, np.ndarray | None]], dict[str, np.ndarray], np.ndarray]:
+    """(users x hubs matrix, per-hub discount) per evidence kind the graph can support, the
+    merchant of each sync and burst hub, and each user's creation window (-1: unknown)."""
     n = len(g.ids["user"])
     merchant_of = g.merchant_of_product()
     out: dict[str, tuple[sp.csr_matrix, np.ndarray | None]] = {}
-    sync_merchant: np.ndarray | None = None
+    hub_merchant: dict[str, np.ndarray] = {}
+    bucket = np.full(n, -1, dtype=np.int64)
     if "device" in cfg.kinds:
         uses = g.edges[schema.USES_EDGE]
         out["device"] = (
@@ -154,7 +156,7 @@ def _kind_incidences(
     if "sync" in cfg.kinds:
         window = act_ts[ok] // (cfg.sync_window_s * MS)
         codes = _hub_codes(act_merchant[ok], window)
-        sync_merchant = _per_hub(codes, act_merchant[ok]).astype(np.int64)
+        hub_merchant["sync"] = _per_hub(codes, act_merchant[ok]).astype(np.int64)
         out["sync"] = (
             _incidence(act_user[ok], codes, n),
             _per_hub(codes, popular[act_merchant[ok]]),
@@ -167,13 +169,38 @@ def _kind_incidences(
         out["text"] = (_incidence(r_user[copied], copy_groups[copied], n), None)
     if "burst" in cfg.kinds:
         created = _ms(g.nodes["user"]["created_at"])
-        bucket = created // (cfg.burst_window_s * MS)
+        bucket = np.where(created >= 0, created // (cfg.burst_window_s * MS), -1)
         # "Created minutes apart and later act alike": the hub is (creation window, merchant).
         u, m = act_user[ok], act_merchant[ok]
         has = created[u] >= 0
         codes = _hub_codes(bucket[u[has]], m[has])
+        hub_merchant["burst"] = _per_hub(codes, m[has]).astype(np.int64)
         out["burst"] = (_incidence(u[has], codes, n), _per_hub(codes, popular[m[has]]))
-    return out, sync_merchant
+    return out, hub_merchant, bucket
+
+
+def _beyond_chance(
+    kind: str, count: sp.csr_matrix, inc: sp.csr_matrix, hub_merchant: np.ndarray,
+    bucket: np.ndarray, keep: np.ndarray, cfg: RingConfig,
+) -> sp.csr_matrix:  # fmt: skip
+    """1 where a pair shares at least ``sync_min_windows`` hubs and chance does not explain it
+    (:mod:`graph.rings.chance`, for the kinds in ``chance_kinds``; ``link_chance`` 0 switches
+    the test off), else 0."""
+    out = count.copy()
+    enough = out.data >= cfg.sync_min_windows
+    if cfg.link_chance > 0 and kind in cfg.chance_kinds and enough.any():
+        rows = np.repeat(np.arange(out.shape[0]), np.diff(out.indptr))
+        a, b = keep[rows[enough]], keep[out.indices[enough]]
+        shared = out.data[enough].astype(np.float64)
+        if kind == "sync":
+            n_per_hub = np.asarray(inc.sum(axis=0)).ravel()
+            usable = (n_per_hub >= 2) & (n_per_hub <= cfg.max_hub_users)
+            by_chance = sync_chance(inc, hub_merchant, usable, a, b, shared)
+        else:
+            by_chance = burst_chance(inc, hub_merchant, bucket, a, b, shared)
+        enough[np.flatnonzero(enough)] = by_chance <= cfg.link_chance
+    out.data = enough.astype(np.float32)
+    return out
 
 
 def _ms(column: pd.Series) -> np.ndarray:
@@ -200,13 +227,13 @@ def build_links(
     total: sp.csr_matrix | None = None
     ring_total: sp.csr_matrix | None = None
     per_kind: dict[str, sp.csr_matrix] = {}
-    incidences, sync_merchant = _kind_incidences(g, copy_groups, cfg)
+    incidences, hub_merchant, bucket = _kind_incidences(g, copy_groups, cfg)
     sync_hubs = incidences["sync"][0] if "sync" in incidences else None
+    sync_merchant = hub_merchant.get("sync")
     for kind, (inc, discount) in incidences.items():
         rarity, pure, count = _pairs(inc, keep, risky, cfg, discount)
         if kind in ("sync", "burst"):  # repeated over several hubs, or not alike at all
-            repeated = count.copy()
-            repeated.data = (repeated.data >= cfg.sync_min_windows).astype(np.float32)
+            repeated = _beyond_chance(kind, count, inc, hub_merchant[kind], bucket, keep, cfg)
             rarity = rarity.multiply(repeated).tocsr()
             pure = pure.multiply(repeated).tocsr()
         scale = cfg.weight_of(kind)
