@@ -53,6 +53,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "link_chance 0.1": {"link_chance": 0.1},
     "link_chance 0.01": {"link_chance": 0.01},
     "link_chance 10": {"link_chance": 10.0},
+    "no core chance test": {"core_chance": 0.0},
+    "core_chance 0.1": {"core_chance": 0.1},
     "chance test on sync links too": {"chance_kinds": ("burst", "sync")},
 }
 

@@ -198,6 +198,12 @@ class Settings(BaseSettings):
         description="a creation-burst link counts only when fewer than this many accounts are "
         "expected to tie to either end as strongly by chance; 0: off",
     )
+    ring_core_chance: float = Field(
+        _RINGS.core_chance,
+        ge=0,
+        description="a ring core no shared device binds stands only when fewer than this many "
+        "cores are expected to be as co-active by chance; 0: off",
+    )
     ring_vouch_chance: float = Field(
         _RINGS.vouch_chance,
         ge=0,

@@ -112,3 +112,39 @@ def burst_chance(
     cohort[known] = born[window_id]
     tail = poisson.sf(shared - 1, np.maximum(expected, 1e-12))
     return np.asarray(tail * np.maximum(cohort[a] - 1, 1))
+
+
+def core_chance(
+    cores: list[np.ndarray], inc: sp.csr_matrix, hub_merchant: np.ndarray, usable: np.ndarray
+) -> np.ndarray:
+    """Per core, the expected number of cores (among ``len(cores)``) whose members would be
+    active together in as many (merchant, window) hubs by chance.
+
+    A core's co-activity is its member pairs' shared windows, ``K``; chance predicts
+    ``sum over pairs of a_i * a_j / W_m`` (see :func:`sync_chance`), summed per merchant as
+    ``((sum_i a_im) ** 2 - sum_i a_im ** 2) / (2 W_m)``. A ring of fifteen that acts together
+    week after week is far beyond chance; three strangers who met twice at a busy shop are not.
+    """
+    if not cores:
+        return np.zeros(0)
+    n_users, n_hubs = inc.shape
+    n_merchants = int(hub_merchant.max(initial=-1)) + 1
+    inc = (inc @ sp.diags(usable.astype(np.float32))).tocsr()
+    inc.eliminate_zeros()
+    size = np.array([len(c) for c in cores])
+    member = _indicator(np.repeat(np.arange(len(cores)), size), np.concatenate(cores),
+                        (len(cores), n_users))  # fmt: skip
+    present = (member @ inc).tocsr()  # cores x hubs: members active in each
+    together = np.asarray(present.multiply(present - present.sign()).sum(axis=1)).ravel() / 2
+    crowd = np.asarray(inc.sum(axis=0)).ravel().astype(np.float64)
+    total = np.bincount(hub_merchant, weights=crowd, minlength=n_merchants)
+    square = np.bincount(hub_merchant, weights=crowd**2, minlength=n_merchants)
+    windows = np.divide(total**2, square, out=np.ones(n_merchants), where=square > 0)
+    to_merchant = _indicator(np.arange(n_hubs), hub_merchant, (n_hubs, n_merchants))
+    visits = (inc @ to_merchant).tocsr()
+    per = (member @ visits).tocsr()
+    squares = (member @ visits.multiply(visits)).tocsr()
+    weight = sp.diags(1.0 / (2 * windows))
+    expected = np.asarray(((per.multiply(per) - squares) @ weight).sum(axis=1)).ravel()
+    tail = poisson.sf(together - 1, np.maximum(expected, 1e-12))
+    return np.asarray(tail * len(cores))

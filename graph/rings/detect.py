@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from graph import schema
 from graph.export import GraphExport
+from graph.rings.chance import core_chance
 from graph.rings.communities import densities, split_groups
 from graph.rings.config import RingConfig
 from graph.rings.dense import column_weights, dense_blocks
@@ -76,11 +77,31 @@ def ring_groups(links: Links, risk: np.ndarray, n_users: int, cfg: RingConfig) -
         if len(grp) >= 2 and risk[grp].mean() >= cfg.ring_min_risk
         and (risk[grp] >= cfg.risk_threshold).any()
     ]  # fmt: skip
+    cores = _beyond_chance(cores, links, n_users, cfg)
     if cfg.merge_cores:
         cores = merge_cores(cores, links.sync_hubs, links.sync_merchant, n_users, cfg)
     extra = vouched(cores, links.sync_hubs, links.sync_merchant, n_users, cfg)
     rings = [np.union1d(core, more) for core, more in zip(cores, extra, strict=True)]
     return [grp for grp in rings if len(grp) >= cfg.min_size]
+
+
+def _beyond_chance(
+    cores: list[np.ndarray], links: Links, n_users: int, cfg: RingConfig
+) -> list[np.ndarray]:
+    """Cores that a shared device or copied text binds, and cores whose co-activity chance
+    does not explain (:func:`graph.rings.chance.core_chance` <= ``core_chance``)."""
+    if cfg.core_chance <= 0 or links.sync_hubs is None or links.sync_merchant is None or not cores:
+        return cores
+    core_of = np.full(n_users, -1, dtype=np.int64)
+    core_of[np.concatenate(cores)] = np.repeat(np.arange(len(cores)), [len(c) for c in cores])
+    bound = np.zeros(len(cores), dtype=bool)
+    inside = (core_of[links.src] >= 0) & (core_of[links.src] == core_of[links.dst])
+    hit = inside & (links.by_kind.get("device", np.zeros(len(links))) > 0)
+    bound[core_of[links.src[hit]]] = True
+    crowd = np.asarray(links.sync_hubs.sum(axis=0)).ravel()
+    usable = (crowd >= 2) & (crowd <= cfg.max_hub_users)
+    chance = core_chance(cores, links.sync_hubs, links.sync_merchant, usable)
+    return [c for c, ok in zip(cores, bound | (chance <= cfg.core_chance), strict=True) if ok]
 
 
 def block_groups(g: GraphExport, risk: np.ndarray, cfg: RingConfig) -> list[np.ndarray]:
