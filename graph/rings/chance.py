@@ -6,12 +6,10 @@ in a marketplace of 20k accounts as in one of 10M, although in the larger one an
 many more strangers in such hubs, and more accounts are created in each hour. So a pair's
 shared hubs are compared with what the two accounts' own activity predicts:
 
-- ``sync``: an account active in ``a_i`` of the windows in which merchant ``m`` is active meets
-  another account active in ``a_j`` of them in ``a_i * a_j / W_m`` windows by chance, where
-  ``W_m = (sum_w n_w) ** 2 / sum_w n_w ** 2`` is the merchant's *effective* number of windows
-  (``n_w`` accounts active in window ``w``; ``W_m`` is the plain count when every window is
-  equally busy, and smaller when a few days hold the crowd). Summed over merchants this is the
-  pair's expected number of shared windows. The number of accounts that could have been tied
+- ``sync``: an account active in ``a_i`` windows at merchant ``m`` meets another account
+  active in ``a_j`` there in ``a_i * a_j / W_m`` windows by chance, where ``W_m`` is the
+  number of windows from the merchant's first activity to its last (:func:`open_windows`).
+  Summed over merchants this is the pair's expected number of shared windows. The number of accounts that could have been tied
   to an account this way is the customer count of its merchants.
 - ``burst``: two accounts created in the same window share ``k`` merchants. An account active
   at ``d_j`` merchants, choosing them as the marketplace's customers do (in proportion to
@@ -52,8 +50,19 @@ def _pair_dot(
     return out
 
 
+def open_windows(hub_merchant: np.ndarray, hub_window: np.ndarray, n_merchants: int) -> np.ndarray:
+    """Per merchant, the windows from its first active one to its last: when a visit could
+    have fallen. Not the windows it was active in: at a shop only a ring uses, every visit is
+    in a ring window, and chance would explain the ring by the ring itself."""
+    first = np.full(n_merchants, np.iinfo(np.int64).max)
+    last = np.full(n_merchants, np.iinfo(np.int64).min)
+    np.minimum.at(first, hub_merchant, hub_window)
+    np.maximum.at(last, hub_merchant, hub_window)
+    return np.maximum(last - first + 1, 1).astype(np.float64)
+
+
 def sync_chance(
-    inc: sp.csr_matrix, hub_merchant: np.ndarray, usable: np.ndarray,
+    inc: sp.csr_matrix, hub_merchant: np.ndarray, hub_window: np.ndarray, usable: np.ndarray,
     a: np.ndarray, b: np.ndarray, shared: np.ndarray,
 ) -> np.ndarray:  # fmt: skip
     """Expected number of accounts tied to ``a`` or ``b`` (the larger) by as many shared
@@ -61,7 +70,7 @@ def sync_chance(
 
     Args:
         inc: accounts x (merchant, window) hubs, binary, every account.
-        hub_merchant: the merchant of each hub.
+        hub_merchant, hub_window: the merchant and window of each hub.
         usable: the hubs that make pairs (the same hubs ``shared`` counts).
         a, b: the pairs (account indices into ``inc``'s rows).
         shared: per pair, the usable hubs the two share.
@@ -70,10 +79,7 @@ def sync_chance(
     n_merchants = int(hub_merchant.max(initial=-1)) + 1
     inc = (inc @ sp.diags(usable.astype(np.float32))).tocsr()
     inc.eliminate_zeros()
-    crowd = np.asarray(inc.sum(axis=0)).ravel().astype(np.float64)  # accounts per hub
-    total = np.bincount(hub_merchant, weights=crowd, minlength=n_merchants)
-    square = np.bincount(hub_merchant, weights=crowd**2, minlength=n_merchants)
-    windows = np.divide(total**2, square, out=np.ones(n_merchants), where=square > 0)
+    windows = open_windows(hub_merchant, hub_window, n_merchants)
     to_merchant = _indicator(np.arange(n_hubs), hub_merchant, (n_hubs, n_merchants))
     visits = (inc @ to_merchant).tocsr()  # accounts x merchants: windows active there
     expected = _pair_dot(visits, (visits @ sp.diags(1.0 / windows)).tocsr(), a, b)
@@ -115,8 +121,9 @@ def burst_chance(
 
 
 def core_chance(
-    cores: list[np.ndarray], inc: sp.csr_matrix, hub_merchant: np.ndarray, usable: np.ndarray
-) -> np.ndarray:
+    cores: list[np.ndarray], inc: sp.csr_matrix, hub_merchant: np.ndarray,
+    hub_window: np.ndarray, usable: np.ndarray,
+) -> np.ndarray:  # fmt: skip
     """Per core, the expected number of cores (among ``len(cores)``) whose members would be
     active together in as many (merchant, window) hubs by chance.
 
@@ -136,10 +143,7 @@ def core_chance(
                         (len(cores), n_users))  # fmt: skip
     present = (member @ inc).tocsr()  # cores x hubs: members active in each
     together = np.asarray(present.multiply(present - present.sign()).sum(axis=1)).ravel() / 2
-    crowd = np.asarray(inc.sum(axis=0)).ravel().astype(np.float64)
-    total = np.bincount(hub_merchant, weights=crowd, minlength=n_merchants)
-    square = np.bincount(hub_merchant, weights=crowd**2, minlength=n_merchants)
-    windows = np.divide(total**2, square, out=np.ones(n_merchants), where=square > 0)
+    windows = open_windows(hub_merchant, hub_window, n_merchants)
     to_merchant = _indicator(np.arange(n_hubs), hub_merchant, (n_hubs, n_merchants))
     visits = (inc @ to_merchant).tocsr()
     per = (member @ visits).tocsr()

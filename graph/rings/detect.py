@@ -90,7 +90,8 @@ def _beyond_chance(
 ) -> list[np.ndarray]:
     """Cores that a shared device or copied text binds, and cores whose co-activity chance
     does not explain (:func:`graph.rings.chance.core_chance` <= ``core_chance``)."""
-    if cfg.core_chance <= 0 or links.sync_hubs is None or links.sync_merchant is None or not cores:
+    hubs, merchant, window = links.sync_hubs, links.sync_merchant, links.sync_window
+    if cfg.core_chance <= 0 or hubs is None or merchant is None or window is None or not cores:
         return cores
     core_of = np.full(n_users, -1, dtype=np.int64)
     core_of[np.concatenate(cores)] = np.repeat(np.arange(len(cores)), [len(c) for c in cores])
@@ -98,9 +99,9 @@ def _beyond_chance(
     inside = (core_of[links.src] >= 0) & (core_of[links.src] == core_of[links.dst])
     hit = inside & (links.by_kind.get("device", np.zeros(len(links))) > 0)
     bound[core_of[links.src[hit]]] = True
-    crowd = np.asarray(links.sync_hubs.sum(axis=0)).ravel()
+    crowd = np.asarray(hubs.sum(axis=0)).ravel()
     usable = (crowd >= 2) & (crowd <= cfg.max_hub_users)
-    chance = core_chance(cores, links.sync_hubs, links.sync_merchant, usable)
+    chance = core_chance(cores, hubs, merchant, window, usable)
     return [c for c, ok in zip(cores, bound | (chance <= cfg.core_chance), strict=True) if ok]
 
 

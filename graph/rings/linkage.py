@@ -42,6 +42,7 @@ class Links:
         sync_hubs: every account x (merchant, window) hub, binary, for
             :mod:`graph.rings.vouch`; ``None`` when sync evidence is off.
         sync_merchant: per sync hub, its merchant.
+        sync_window: per sync hub, its window.
     """
 
     src: np.ndarray
@@ -51,6 +52,7 @@ class Links:
     by_kind: dict[str, np.ndarray]
     sync_hubs: sp.csr_matrix | None = None
     sync_merchant: np.ndarray | None = None
+    sync_window: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.src)
@@ -157,6 +159,7 @@ def _kind_incidences(
         window = act_ts[ok] // (cfg.sync_window_s * MS)
         codes = _hub_codes(act_merchant[ok], window)
         hub_merchant["sync"] = _per_hub(codes, act_merchant[ok]).astype(np.int64)
+        hub_merchant["sync_window"] = _per_hub(codes, window).astype(np.int64)
         out["sync"] = (
             _incidence(act_user[ok], codes, n),
             _per_hub(codes, popular[act_merchant[ok]]),
@@ -181,7 +184,7 @@ def _kind_incidences(
 
 def _beyond_chance(
     kind: str, count: sp.csr_matrix, inc: sp.csr_matrix, hub_merchant: np.ndarray,
-    bucket: np.ndarray, keep: np.ndarray, cfg: RingConfig,
+    window: np.ndarray | None, bucket: np.ndarray, keep: np.ndarray, cfg: RingConfig,
 ) -> sp.csr_matrix:  # fmt: skip
     """1 where a pair shares at least ``sync_min_windows`` hubs and chance does not explain it
     (:mod:`graph.rings.chance`, for the kinds in ``chance_kinds``; ``link_chance`` 0 switches
@@ -192,11 +195,12 @@ def _beyond_chance(
         rows = np.repeat(np.arange(out.shape[0]), np.diff(out.indptr))
         a, b = keep[rows[enough]], keep[out.indices[enough]]
         shared = out.data[enough].astype(np.float64)
-        if kind == "sync":
+        by_chance = np.zeros(len(a))
+        if kind == "sync" and window is not None:
             n_per_hub = np.asarray(inc.sum(axis=0)).ravel()
             usable = (n_per_hub >= 2) & (n_per_hub <= cfg.max_hub_users)
-            by_chance = sync_chance(inc, hub_merchant, usable, a, b, shared)
-        else:
+            by_chance = sync_chance(inc, hub_merchant, window, usable, a, b, shared)
+        elif kind == "burst":
             by_chance = burst_chance(inc, hub_merchant, bucket, a, b, shared)
         enough[np.flatnonzero(enough)] = by_chance <= cfg.link_chance
     out.data = enough.astype(np.float32)
@@ -229,11 +233,14 @@ def build_links(
     per_kind: dict[str, sp.csr_matrix] = {}
     incidences, hub_merchant, bucket = _kind_incidences(g, copy_groups, cfg)
     sync_hubs = incidences["sync"][0] if "sync" in incidences else None
-    sync_merchant = hub_merchant.get("sync")
+    sync_merchant, sync_window = hub_merchant.get("sync"), hub_merchant.get("sync_window")
     for kind, (inc, discount) in incidences.items():
         rarity, pure, count = _pairs(inc, keep, risky, cfg, discount)
         if kind in ("sync", "burst"):  # repeated over several hubs, or not alike at all
-            repeated = _beyond_chance(kind, count, inc, hub_merchant[kind], bucket, keep, cfg)
+            repeated = _beyond_chance(
+                kind, count, inc, hub_merchant[kind], hub_merchant.get("sync_window"),
+                bucket, keep, cfg,
+            )  # fmt: skip
             rarity = rarity.multiply(repeated).tocsr()
             pure = pure.multiply(repeated).tocsr()
         scale = cfg.weight_of(kind)
@@ -244,7 +251,9 @@ def build_links(
     if coo is None or ring_total is None or coo.nnz == 0:  # no evidence, or no one above the floor
         empty = np.zeros(0, dtype=np.int64)
         none = {k: np.zeros(0) for k in per_kind}
-        return Links(empty, empty, np.zeros(0), np.zeros(0), none, sync_hubs, sync_merchant)
+        return Links(
+            empty, empty, np.zeros(0), np.zeros(0), none, sync_hubs, sync_merchant, sync_window
+        )
     src, dst = keep[coo.row], keep[coo.col]
     order = top_links(src, dst, coo.data, len(risk), cfg.top_links)
     rows, cols = coo.row[order], coo.col[order]
@@ -252,7 +261,7 @@ def build_links(
     return Links(
         src[order], dst[order], coo.data[order].astype(np.float64),
         np.asarray(ring_total[rows, cols]).ravel().astype(np.float64), by_kind,
-        sync_hubs, sync_merchant,
+        sync_hubs, sync_merchant, sync_window,
     )  # fmt: skip
 
 
