@@ -201,8 +201,8 @@ class Settings(BaseSettings):
     ring_core_chance: float = Field(
         _RINGS.core_chance,
         ge=0,
-        description="a ring core no shared device binds stands only when fewer than this many "
-        "cores are expected to be as co-active by chance; 0: off",
+        description="a ring no shared device binds stands only when fewer than this many groups "
+        "of accounts are expected to be as co-active by chance; 0: off",
     )
     ring_vouch_chance: float = Field(
         _RINGS.vouch_chance,

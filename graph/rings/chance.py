@@ -71,6 +71,7 @@ def sync_chance(
     Args:
         inc: accounts x (merchant, window) hubs, binary, every account.
         hub_merchant, hub_window: the merchant and window of each hub.
+        tests: how many groups could have been tested (the caller's multiple-testing factor).
         usable: the hubs that make pairs (the same hubs ``shared`` counts).
         a, b: the pairs (account indices into ``inc``'s rows).
         shared: per pair, the usable hubs the two share.
@@ -122,10 +123,11 @@ def burst_chance(
 
 def core_chance(
     cores: list[np.ndarray], inc: sp.csr_matrix, hub_merchant: np.ndarray,
-    hub_window: np.ndarray, usable: np.ndarray,
+    hub_window: np.ndarray, usable: np.ndarray, tests: float,
 ) -> np.ndarray:  # fmt: skip
-    """Per core, the expected number of cores (among ``len(cores)``) whose members would be
-    active together in as many (merchant, window) hubs by chance.
+    """Per core, its Poisson tail times ``tests``: the expected number of groups (among
+    ``tests`` that could have formed a core) whose members would be active together in as
+    many (merchant, window) hubs by chance.
 
     A core's co-activity is its member pairs' shared windows, ``K``; chance predicts
     ``sum over pairs of a_i * a_j / W_m`` (see :func:`sync_chance`), summed per merchant as
@@ -151,4 +153,4 @@ def core_chance(
     weight = sp.diags(1.0 / (2 * windows))
     expected = np.asarray(((per.multiply(per) - squares) @ weight).sum(axis=1)).ravel()
     tail = poisson.sf(together - 1, np.maximum(expected, 1e-12))
-    return np.asarray(tail * len(cores))
+    return np.asarray(tail * tests)

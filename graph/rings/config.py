@@ -32,8 +32,9 @@ class RingConfig:
         chance_kinds: the kinds ``link_chance`` tests (``burst``, ``sync``). Synchronised
             activity is not tested by default: a ring's members tie pair by pair no less by
             chance than strangers do (docs/rings.md), its evidence is the ring as a whole.
-        core_chance: a core that no shared device or copied text binds stands only when
-            fewer than this many cores are expected to be as co-active by chance (see
+        core_chance: a community ring that no shared device binds stands only when fewer
+            than this many groups (of all ``min_size`` groups of accounts that could form a
+            core) are expected to be as co-active by chance (see
             :func:`graph.rings.chance.core_chance`); 0 switches the test off.
         vouch_chance: a low-risk account joins a ring's risky core by repeated synchronised
             activity with it only when fewer than this many accounts are expected to do as

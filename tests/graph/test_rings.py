@@ -229,5 +229,7 @@ def test_chance_tests_see_the_crowd_a_tie_was_drawn_from() -> None:
     merchant = np.zeros(n_hubs, dtype=np.int64)
     usable = np.ones(n_hubs, dtype=bool)
     strangers = [np.arange(2 + 3 * i, 5 + 3 * i) for i in range(9)]  # 9 triples, no pattern
-    figures = core_chance([np.array([0, 1]), *strangers], inc, merchant, np.arange(n_hubs), usable)
+    figures = core_chance(
+        [np.array([0, 1]), *strangers], inc, merchant, np.arange(n_hubs), usable, 10.0
+    )
     assert figures[0] < 1.0 < np.median(figures[1:])
