@@ -9,8 +9,10 @@ shared hubs are compared with what the two accounts' own activity predicts:
 - ``sync``: an account active in ``a_i`` windows at merchant ``m`` meets another account
   active in ``a_j`` there in ``a_i * a_j / W_m`` windows by chance, where ``W_m`` is the
   number of windows from the merchant's first activity to its last (:func:`open_windows`).
-  Summed over merchants this is the pair's expected number of shared windows. The number of accounts that could have been tied
-  to an account this way is the customer count of its merchants.
+  Summed over merchants this is the pair's expected number of shared windows. The accounts
+  that could have been tied to an account this way are its merchants' customers. (Tested
+  only when ``RingConfig.chance_kinds`` names it: pair by pair a ring's members tie no less
+  by chance than strangers do; :func:`core_chance` weighs a ring's co-activity as a whole.)
 - ``burst``: two accounts created in the same window share ``k`` merchants. An account active
   at ``d_j`` merchants, choosing them as the marketplace's customers do (in proportion to
   merchants' customer counts ``n_m``), shares ``d_j * s_i / S`` merchants with account ``i``
@@ -19,7 +21,8 @@ shared hubs are compared with what the two accounts' own activity predicts:
 
 The Poisson tail of the shared hubs, times the number of accounts that could have been tied,
 is the expected number of accounts tied as strongly by chance; a link whose figure exceeds
-``RingConfig.link_chance`` (from either end) carries no weight of that kind. Everything is
+``RingConfig.link_chance`` (from either end) carries no weight of that kind. Rings are
+tested whole by :func:`core_chance`. Everything is
 counted from the marketplace itself; nothing is fitted to how a generator plants rings.
 """
 
