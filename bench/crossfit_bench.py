@@ -50,8 +50,12 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="torch device (default: cuda if present)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="embedding cache folder")
     parser.add_argument("--no-backtest", action="store_true")
-    parser.add_argument("--numeric-bins", type=int, default=None,
-                        help="piecewise-linear encoding bins (0: off; default TrainConfig's)")
+    parser.add_argument(
+        "--numeric-bins",
+        type=int,
+        default=None,
+        help="piecewise-linear encoding bins (0: off; default TrainConfig's)",
+    )
     args = parser.parse_args()
 
     from encoders.features import build_features
@@ -105,7 +109,9 @@ def main() -> None:
     for line in single.metrics["split_guard"]:
         print(f"  split guard: {line}")
     started = time.perf_counter()
-    cf = crossfit(g, features, TrainConfig(device=args.device, folds=args.folds, **bins), truth=truth)
+    cf = crossfit(
+        g, features, TrainConfig(device=args.device, folds=args.folds, **bins), truth=truth
+    )
     cf_s = time.perf_counter() - started
     print(f"cross-fitting, {args.folds} fold models: {cf_s:.0f} s, {cf.metrics['epochs_run']} "
           f"epochs (best {cf.metrics['best_epoch']}) = {cf_s / single_s:.2f}x the single model; "

@@ -49,6 +49,14 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "sync window 12 h": {"sync_window_s": 43_200},
     "no burst evidence": {"kinds": ("device", "sync", "text"), "kind_weights": (1.0, 1.0, 1.0)},
     "ring_min_risk 0.5": {"ring_min_risk": 0.5},
+    "no chance tests (the previous default)": {"link_chance": 0.0, "core_chance": 0.0},
+    "no link chance test": {"link_chance": 0.0},
+    "link_chance 0.1": {"link_chance": 0.1},
+    "link_chance 0.01": {"link_chance": 0.01},
+    "link_chance 10": {"link_chance": 10.0},
+    "no core chance test": {"core_chance": 0.0},
+    "core_chance 0.1": {"core_chance": 0.1},
+    "chance test on sync links too": {"chance_kinds": ("burst", "sync")},
 }
 
 

@@ -192,6 +192,18 @@ class Settings(BaseSettings):
     ring_evidence: list[str] = Field(
         list(_RINGS.kinds), description="evidence kinds used for linkage"
     )
+    ring_link_chance: float = Field(
+        _RINGS.link_chance,
+        ge=0,
+        description="a creation-burst link counts only when fewer than this many accounts are "
+        "expected to tie to either end as strongly by chance; 0: off",
+    )
+    ring_core_chance: float = Field(
+        _RINGS.core_chance,
+        ge=0,
+        description="a ring no shared device binds stands only when fewer than this many groups "
+        "of accounts are expected to be as co-active by chance; 0: off",
+    )
     ring_vouch_chance: float = Field(
         _RINGS.vouch_chance,
         ge=0,

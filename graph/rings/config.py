@@ -26,6 +26,16 @@ class RingConfig:
             be negligible and their pair count quadratic).
         sync_window_s: length of the windows in which activity at one merchant is "together".
         sync_min_windows: a pair counts as synchronised only in this many distinct windows.
+        link_chance: a synchronised-activity or creation-burst link counts only when fewer
+            than this many accounts are expected to tie to either end as strongly by chance
+            (see :mod:`graph.rings.chance`); 0 switches the test off.
+        chance_kinds: the kinds ``link_chance`` tests (``burst``, ``sync``). Synchronised
+            activity is not tested by default: a ring's members tie pair by pair no less by
+            chance than strangers do (docs/rings.md), its evidence is the ring as a whole.
+        core_chance: a community ring that no shared device binds stands only when fewer
+            than this many groups (of all ``min_size`` groups of accounts that could form a
+            core) are expected to be as co-active by chance (see
+            :func:`graph.rings.chance.core_chance`); 0 switches the test off.
         vouch_chance: a low-risk account joins a ring's risky core by repeated synchronised
             activity with it only when fewer than this many accounts are expected to do as
             much by chance (see :mod:`graph.rings.vouch`); 0 switches vouching off.
@@ -64,6 +74,9 @@ class RingConfig:
     max_hub_users: int = 500
     sync_window_s: int = 86_400
     sync_min_windows: int = 2
+    link_chance: float = 1.0
+    chance_kinds: tuple[str, ...] = ("burst",)
+    core_chance: float = 1.0
     vouch_chance: float = 1.0
     vouch_share: float = 0.5
     merge_cores: bool = True

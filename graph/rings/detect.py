@@ -15,6 +15,7 @@ the evidence (:func:`copy_rings`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import comb
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ import scipy.sparse as sp
 
 from graph import schema
 from graph.export import GraphExport
+from graph.rings.chance import core_chance
 from graph.rings.communities import densities, split_groups
 from graph.rings.config import RingConfig
 from graph.rings.dense import column_weights, dense_blocks
@@ -62,7 +64,8 @@ def as_of(g: GraphExport) -> int:
 
 def ring_groups(links: Links, risk: np.ndarray, n_users: int, cfg: RingConfig) -> list[np.ndarray]:
     """Community rings: Leiden-split components of the risky, purity-weighted link graph (the
-    cores), cores that act as one joined, and the accounts each core vouches for added."""
+    cores), cores that act as one joined, the accounts each core vouches for added, and what
+    chance explains dropped."""
     floor = cfg.risk_threshold if cfg.member_floor is None else cfg.member_floor
     risky = risk >= floor
     keep = risky[links.src] & risky[links.dst] & (links.ring_weight >= cfg.min_link_weight)
@@ -80,7 +83,34 @@ def ring_groups(links: Links, risk: np.ndarray, n_users: int, cfg: RingConfig) -
         cores = merge_cores(cores, links.sync_hubs, links.sync_merchant, n_users, cfg)
     extra = vouched(cores, links.sync_hubs, links.sync_merchant, n_users, cfg)
     rings = [np.union1d(core, more) for core, more in zip(cores, extra, strict=True)]
-    return [grp for grp in rings if len(grp) >= cfg.min_size]
+    return _beyond_chance([grp for grp in rings if len(grp) >= cfg.min_size], links, risk, cfg)
+
+
+def _beyond_chance(
+    cores: list[np.ndarray], links: Links, risk: np.ndarray, cfg: RingConfig
+) -> list[np.ndarray]:
+    """Rings (cores with the partners they vouched for) that a shared device binds, and rings
+    whose co-activity chance does not explain (:func:`graph.rings.chance.core_chance` <=
+    ``core_chance``, counting as tests every group of ``min_size`` accounts that could form a
+    core: the more candidates, the more a ring has to show, which is what keeps a large
+    marketplace's chance triples out). Tested whole, after vouching: a ring's evidence is all
+    its members acting together, and a core alone is often only part of its ring."""
+    hubs, merchant, window = links.sync_hubs, links.sync_merchant, links.sync_window
+    if cfg.core_chance <= 0 or hubs is None or merchant is None or window is None or not cores:
+        return cores
+    core_of = np.full(len(risk), -1, dtype=np.int64)
+    core_of[np.concatenate(cores)] = np.repeat(np.arange(len(cores)), [len(c) for c in cores])
+    bound = np.zeros(len(cores), dtype=bool)
+    inside = (core_of[links.src] >= 0) & (core_of[links.src] == core_of[links.dst])
+    hit = inside & (links.by_kind.get("device", np.zeros(len(links))) > 0)
+    bound[core_of[links.src[hit]]] = True
+    crowd = np.asarray(hubs.sum(axis=0)).ravel()
+    usable = (crowd >= 2) & (crowd <= cfg.max_hub_users)
+    # any min_size accounts that could form a core might have been this co-active by luck
+    floor = cfg.risk_threshold if cfg.member_floor is None else cfg.member_floor
+    tests = comb(int((risk >= floor).sum()), cfg.min_size)
+    chance = core_chance(cores, hubs, merchant, window, usable, float(tests))
+    return [c for c, ok in zip(cores, bound | (chance <= cfg.core_chance), strict=True) if ok]
 
 
 def block_groups(g: GraphExport, risk: np.ndarray, cfg: RingConfig) -> list[np.ndarray]:

@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from graph import schema
 from graph.export import GraphExport
+from graph.rings.chance import burst_chance, sync_chance
 from graph.rings.config import RingConfig
 
 MS = 1000
@@ -42,6 +43,7 @@ class Links:
         sync_hubs: every account x (merchant, window) hub, binary, for
             :mod:`graph.rings.vouch`; ``None`` when sync evidence is off.
         sync_merchant: per sync hub, its merchant.
+        sync_window: per sync hub, its window.
     """
 
     src: np.ndarray
@@ -51,6 +53,7 @@ class Links:
     by_kind: dict[str, np.ndarray]
     sync_hubs: sp.csr_matrix | None = None
     sync_merchant: np.ndarray | None = None
+    sync_window: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.src)
@@ -96,8 +99,9 @@ about 2M kept pairs; built by blocks, memory follows the pairs kept."""
 def _pairs(
     inc: sp.csr_matrix, keep: np.ndarray, risky: np.ndarray, cfg: RingConfig,
     discount: np.ndarray | None, min_shared: int = 1, block_terms: int | None = None,
-) -> tuple[sp.csr_matrix, sp.csr_matrix]:  # fmt: skip
-    """(rarity, purity-scaled) pair matrices among ``keep`` accounts, upper triangle.
+) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix | None]:  # fmt: skip
+    """(rarity, purity-scaled, shared usable hubs) pair matrices among ``keep`` accounts,
+    upper triangle; the third only with ``min_shared`` > 1 (else None).
 
     ``discount`` (per hub, in [0, 1]) scales hubs further, e.g. by their merchant's popularity;
     ``min_shared`` > 1 keeps only pairs that share at least that many usable hubs;
@@ -134,7 +138,7 @@ def _pairs(
     step = block_terms or PAIR_BLOCK_TERMS
     cuts = np.searchsorted(ends, np.arange(step, ends[-1] if len(ends) else 0, step))
     bounds = np.unique(np.concatenate([[0], cuts, [part.shape[0]]]))
-    out: tuple[list[sp.csr_matrix], list[sp.csr_matrix]] = ([], [])
+    out: tuple[list[sp.csr_matrix], ...] = ([], [], []) if min_shared > 1 else ([], [])
     for lo, hi in pairwise(bounds.tolist()):
         prods = [(left[lo:hi] @ right[:, lo:]).tocsr() for left in lefts]
         row = np.repeat(np.arange(hi - lo), np.diff(prods[0].indptr))
@@ -142,7 +146,7 @@ def _pairs(
         above = col > row
         if min_shared > 1:  # the same hubs and rows: both products list the same pairs in order
             above &= prods[0].data.imag >= min_shared
-            values = [prods[0].data.real, prods[1].data.real]
+            values = [prods[0].data.real, prods[1].data.real, prods[0].data.imag]
         else:
             values = [prods[0].data.real, prods[0].data.imag]
         for store, v in zip(out, values, strict=True):
@@ -151,8 +155,8 @@ def _pairs(
                 sp.csr_matrix((v[kept], (row[kept], col[kept] + lo)), shape=(hi - lo, len(keep)))
             )
     empty = sp.csr_matrix((len(keep), len(keep)), dtype=np.float32)
-    rare, pure = (sp.vstack(b, format="csr") if b else empty for b in out)
-    return rare, pure
+    rare, pure, *count = (sp.vstack(b, format="csr") if b else empty for b in out)
+    return rare, pure, (count[0] if count else None)
 
 
 def _merchant_discount(user: np.ndarray, merchant: np.ndarray, n_users: int) -> np.ndarray:
@@ -171,13 +175,14 @@ def _per_hub(codes: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def _kind_incidences(
     g: GraphExport, copy_groups: np.ndarray | None, cfg: RingConfig
-) -> tuple[dict[str, tuple[sp.csr_matrix, np.ndarray | None]], np.ndarray | None]:
-    """(users x hubs matrix, per-hub discount) per evidence kind the graph can support, and
-    the merchant of each sync hub."""
+) -> tuple[dict[str, tuple[sp.csr_matrix, np.ndarray | None]], dict[str, np.ndarray], np.ndarray]:
+    """(users x hubs matrix, per-hub discount) per evidence kind the graph can support, the
+    merchant of each sync and burst hub, and each user's creation window (-1: unknown)."""
     n = len(g.ids["user"])
     merchant_of = g.merchant_of_product()
     out: dict[str, tuple[sp.csr_matrix, np.ndarray | None]] = {}
-    sync_merchant: np.ndarray | None = None
+    hub_merchant: dict[str, np.ndarray] = {}
+    bucket = np.full(n, -1, dtype=np.int64)
     if "device" in cfg.kinds:
         uses = g.edges[schema.USES_EDGE]
         out["device"] = (
@@ -196,7 +201,8 @@ def _kind_incidences(
     if "sync" in cfg.kinds:
         window = act_ts[ok] // (cfg.sync_window_s * MS)
         codes = _hub_codes(act_merchant[ok], window)
-        sync_merchant = _per_hub(codes, act_merchant[ok]).astype(np.int64)
+        hub_merchant["sync"] = _per_hub(codes, act_merchant[ok]).astype(np.int64)
+        hub_merchant["sync_window"] = _per_hub(codes, window).astype(np.int64)
         out["sync"] = (
             _incidence(act_user[ok], codes, n),
             _per_hub(codes, popular[act_merchant[ok]]),
@@ -209,13 +215,39 @@ def _kind_incidences(
         out["text"] = (_incidence(r_user[copied], copy_groups[copied], n), None)
     if "burst" in cfg.kinds:
         created = _ms(g.nodes["user"]["created_at"])
-        bucket = created // (cfg.burst_window_s * MS)
+        bucket = np.where(created >= 0, created // (cfg.burst_window_s * MS), -1)
         # "Created minutes apart and later act alike": the hub is (creation window, merchant).
         u, m = act_user[ok], act_merchant[ok]
         has = created[u] >= 0
         codes = _hub_codes(bucket[u[has]], m[has])
+        hub_merchant["burst"] = _per_hub(codes, m[has]).astype(np.int64)
         out["burst"] = (_incidence(u[has], codes, n), _per_hub(codes, popular[m[has]]))
-    return out, sync_merchant
+    return out, hub_merchant, bucket
+
+
+def _beyond_chance(
+    kind: str, count: sp.csr_matrix, inc: sp.csr_matrix, hub_merchant: np.ndarray,
+    window: np.ndarray | None, bucket: np.ndarray, keep: np.ndarray, cfg: RingConfig,
+) -> sp.csr_matrix:  # fmt: skip
+    """1 where a pair shares at least ``sync_min_windows`` hubs and chance does not explain it
+    (:mod:`graph.rings.chance`, for the kinds in ``chance_kinds``; ``link_chance`` 0 switches
+    the test off), else 0."""
+    out = count.copy()
+    enough = out.data >= cfg.sync_min_windows
+    if cfg.link_chance > 0 and kind in cfg.chance_kinds and enough.any():
+        rows = np.repeat(np.arange(out.shape[0]), np.diff(out.indptr))
+        a, b = keep[rows[enough]], keep[out.indices[enough]]
+        shared = out.data[enough].astype(np.float64)
+        by_chance = np.zeros(len(a))
+        if kind == "sync" and window is not None:
+            n_per_hub = np.asarray(inc.sum(axis=0)).ravel()
+            usable = (n_per_hub >= 2) & (n_per_hub <= cfg.max_hub_users)
+            by_chance = sync_chance(inc, hub_merchant, window, usable, a, b, shared)
+        elif kind == "burst":
+            by_chance = burst_chance(inc, hub_merchant, bucket, a, b, shared)
+        enough[np.flatnonzero(enough)] = by_chance <= cfg.link_chance
+    out.data = enough.astype(np.float32)
+    return out
 
 
 def _ms(column: pd.Series) -> np.ndarray:
@@ -242,12 +274,20 @@ def build_links(
     total: sp.csr_matrix | None = None
     ring_total: sp.csr_matrix | None = None
     per_kind: dict[str, sp.csr_matrix] = {}
-    incidences, sync_merchant = _kind_incidences(g, copy_groups, cfg)
+    incidences, hub_merchant, bucket = _kind_incidences(g, copy_groups, cfg)
     sync_hubs = incidences["sync"][0] if "sync" in incidences else None
+    sync_merchant, sync_window = hub_merchant.get("sync"), hub_merchant.get("sync_window")
     for kind, (inc, discount) in incidences.items():
         # sync and burst pairs must repeat over several hubs, or they are not alike at all
         min_shared = cfg.sync_min_windows if kind in ("sync", "burst") else 1
-        rarity, pure = _pairs(inc, keep, risky, cfg, discount, min_shared)
+        rarity, pure, count = _pairs(inc, keep, risky, cfg, discount, min_shared)
+        if count is not None:  # and chance must not explain the repeats
+            repeated = _beyond_chance(
+                kind, count, inc, hub_merchant[kind], hub_merchant.get("sync_window"),
+                bucket, keep, cfg,
+            )  # fmt: skip
+            rarity = rarity.multiply(repeated).tocsr()
+            pure = pure.multiply(repeated).tocsr()
         scale = cfg.weight_of(kind)
         per_kind[kind] = rarity * scale
         total = per_kind[kind] if total is None else total + per_kind[kind]
@@ -256,7 +296,9 @@ def build_links(
     if coo is None or ring_total is None or coo.nnz == 0:  # no evidence, or no one above the floor
         empty = np.zeros(0, dtype=np.int64)
         none = {k: np.zeros(0) for k in per_kind}
-        return Links(empty, empty, np.zeros(0), np.zeros(0), none, sync_hubs, sync_merchant)
+        return Links(
+            empty, empty, np.zeros(0), np.zeros(0), none, sync_hubs, sync_merchant, sync_window
+        )
     src, dst = keep[coo.row], keep[coo.col]
     order = top_links(src, dst, coo.data, len(risk), cfg.top_links)
     rows, cols = coo.row[order], coo.col[order]
@@ -264,7 +306,7 @@ def build_links(
     return Links(
         src[order], dst[order], coo.data[order].astype(np.float64),
         np.asarray(ring_total[rows, cols]).ravel().astype(np.float64), by_kind,
-        sync_hubs, sync_merchant,
+        sync_hubs, sync_merchant, sync_window,
     )  # fmt: skip
 
 

@@ -76,11 +76,12 @@ def test_pairs_equal_the_whole_product_bit_for_bit(graph: GraphExport, block_ter
     risk = np.random.default_rng(1).random(len(graph.ids["user"]))
     keep = np.flatnonzero(risk >= cfg.link_risk_floor)
     risky = np.clip(risk / cfg.risk_threshold, 0.0, 1.0)
-    kinds, _ = _kind_incidences(graph, _copy_groups(graph), cfg)
+    kinds, *_ = _kind_incidences(graph, _copy_groups(graph), cfg)
     assert set(kinds) == {"device", "sync", "text", "burst"}
     for kind, (inc, discount) in kinds.items():
         min_shared = cfg.sync_min_windows if kind in ("sync", "burst") else 1
-        got = _pairs(inc, keep, risky, cfg, discount, min_shared, block_terms)
+        *got, count = _pairs(inc, keep, risky, cfg, discount, min_shared, block_terms)
+        assert (count is not None) == (min_shared > 1)
         want = _plain_pairs(inc, keep, risky, cfg, discount, min_shared)
         assert want[0].nnz > 0, kind
         assert all(_same(g, w) for g, w in zip(got, want, strict=True)), kind

@@ -194,3 +194,42 @@ def test_a_ring_cut_apart_by_its_devices_is_joined_by_acting_as_one() -> None:
     risk = np.where(np.isin(g.ids["user"], ring), 0.9, 0.01)
     assert _groups(detect_rings(g, risk, None, RingConfig())) == [ring]
     assert _groups(detect_rings(g, risk, None, RingConfig(merge_cores=False))) == []
+
+
+def test_chance_tests_see_the_crowd_a_tie_was_drawn_from() -> None:
+    """Same shared hubs, different crowds: a burst pair born in a busy hour and triples of
+    strangers at one busy shop are chance; a small cohort and a pair acting together in all
+    its windows are not."""
+    from graph.rings.chance import burst_chance, core_chance
+
+    # burst: accounts 0 and 1 share two merchants (of 40, each with 50 customers) and an hour
+    rng = np.random.default_rng(0)
+    n_users, n_merchants = 2000, 40
+    rows = np.repeat(np.arange(n_users), 2)
+    cols = rng.integers(0, n_merchants, len(rows))
+    cols[:4] = [0, 1, 0, 1]
+    at = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_users, n_merchants))
+    at.data[:] = 1.0
+    a, b, shared = np.array([0]), np.array([1]), np.array([2.0])
+    quiet = np.full(n_users, -1)
+    quiet[:2] = 7  # only these two were created in that hour
+    busy = np.where(np.arange(n_users) < 1500, 7, -1)  # 1,500 created in that hour
+    hubs = np.arange(n_merchants)
+    small = burst_chance(at, hubs, quiet, a, b, shared)[0]
+    crowded = burst_chance(at, hubs, busy, a, b, shared)[0]
+    assert small < 1.0 < crowded
+
+    # core: 200 windows at one busy merchant, 30 accounts active in 10 random windows each
+    n_hubs = 200
+    u = np.repeat(np.arange(30), 10)
+    h = rng.integers(0, n_hubs, len(u))
+    h[:20] = np.tile(np.arange(10), 2)  # a pair together in all ten of its windows
+    inc = sp.csr_matrix((np.ones(len(u)), (u, h)), shape=(30, n_hubs))
+    inc.data[:] = 1.0
+    merchant = np.zeros(n_hubs, dtype=np.int64)
+    usable = np.ones(n_hubs, dtype=bool)
+    strangers = [np.arange(2 + 3 * i, 5 + 3 * i) for i in range(9)]  # 9 triples, no pattern
+    figures = core_chance(
+        [np.array([0, 1]), *strangers], inc, merchant, np.arange(n_hubs), usable, 10.0
+    )
+    assert figures[0] < 1.0 < np.median(figures[1:])
