@@ -128,7 +128,7 @@ class Settings(BaseSettings):
         _TRAIN.numeric_bins,
         ge=0,
         description="quantile bins of the users' piecewise-linear feature encoding "
-        "(training/numeric.py); 0 turns it off",
+        "(training/numeric.py); 0 (the default) turns it off",
     )
     hidden_dim: int = _TRAIN.hidden
     epochs: int = _TRAIN.epochs

@@ -22,7 +22,7 @@ from training import distributed
 from training.config import TrainConfig
 from training.fit import fit
 
-CONFIG = TrainConfig(hidden=16, epochs=12, patience=4, batch_size=128, device="cpu")
+CONFIG = TrainConfig(hidden=16, epochs=12, patience=12, batch_size=128, device="cpu")
 
 
 def main(bundle: Path, out: Path, seed: int) -> None:
