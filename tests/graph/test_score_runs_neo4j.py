@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -18,6 +17,7 @@ from graph.neo4j.runs import (
 )
 from graph.neo4j.store import GraphStore
 from graph.neo4j.writeback import write_user_scores
+from tests.scores import random_scores
 
 pytestmark = pytest.mark.neo4j
 N_USERS = 1_000
@@ -37,18 +37,7 @@ def _users(store: GraphStore) -> None:
 
 
 def _scores(seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    credit = rng.integers(300, 850, N_USERS)
-    return pd.DataFrame(
-        {
-            "user_id": [f"U{i}" for i in range(N_USERS)],
-            "risk_score": rng.random(N_USERS),
-            "default_probability": rng.random(N_USERS),
-            "credit_score": credit,
-            "risk_band": np.where(credit > 600, "low", "high"),
-            "reasons": [["r"]] * N_USERS,
-        }
-    )
+    return random_scores(N_USERS, seed)
 
 
 def _score(store: GraphStore, version: str, frame: pd.DataFrame, kill_after: int = 0) -> str:

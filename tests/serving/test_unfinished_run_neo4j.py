@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -30,6 +29,7 @@ from serving.connect import connection
 from serving.report.data import run_warning
 from serving.run_flag import FIELD
 from serving.settings import Settings
+from tests.scores import random_scores
 
 pytestmark = pytest.mark.neo4j
 N_USERS, BATCH, RING = 1_000, 100, "ring-unfinished"
@@ -55,18 +55,7 @@ def _graph(store: GraphStore) -> None:
 
 
 def _scores(seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    credit = rng.integers(300, 850, N_USERS)
-    return pd.DataFrame(
-        {
-            "user_id": [f"U{i}" for i in range(N_USERS)],
-            "risk_score": rng.random(N_USERS),
-            "default_probability": rng.random(N_USERS),
-            "credit_score": credit,
-            "risk_band": np.where(credit > 600, "low", "high"),
-            "reasons": [["r"]] * N_USERS,
-        }
-    )
+    return random_scores(N_USERS, seed)
 
 
 def _score(store: GraphStore, version: str, seed: int, kill_after: int = 0) -> str:
