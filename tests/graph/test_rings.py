@@ -233,3 +233,19 @@ def test_chance_tests_see_the_crowd_a_tie_was_drawn_from() -> None:
         [np.array([0, 1]), *strangers], inc, merchant, np.arange(n_hubs), usable, 10.0
     )
     assert figures[0] < 1.0 < np.median(figures[1:])
+
+
+def test_exposure_counts_in_blocks_equal_the_whole_product() -> None:
+    """Vouching's multiple-testing count, taken a block of cores at a time (bounded memory
+    at 1M users), equals the whole accounts x cores product's column counts."""
+    from graph.rings.vouch import exposed_counts
+
+    rng = np.random.default_rng(0)
+    active = sp.random(400, 30, density=0.1, format="csr", random_state=1)
+    active.data[:] = 1.0
+    acts = sp.random(25, 30, density=0.15, format="csr", random_state=2)
+    acts.data[:] = 1.0
+    whole = np.asarray(((active @ acts.T) > 0).sum(axis=0)).ravel()
+    assert whole.sum() > 0
+    for block in (None, 1, 37, int(rng.integers(50, 500))):
+        np.testing.assert_array_equal(exposed_counts(active, acts, block), whole)
