@@ -99,9 +99,10 @@ about 2M kept pairs; built by blocks, memory follows the pairs kept."""
 def _pairs(
     inc: sp.csr_matrix, keep: np.ndarray, risky: np.ndarray, cfg: RingConfig,
     discount: np.ndarray | None, min_shared: int = 1, block_terms: int | None = None,
+    counts: bool = False,
 ) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix | None]:  # fmt: skip
     """(rarity, purity-scaled, shared usable hubs) pair matrices among ``keep`` accounts,
-    upper triangle; the third only with ``min_shared`` > 1 (else None).
+    upper triangle; the third with ``counts`` or ``min_shared`` > 1 (else None).
 
     ``discount`` (per hub, in [0, 1]) scales hubs further, e.g. by their merchant's popularity;
     ``min_shared`` > 1 keeps only pairs that share at least that many usable hubs;
@@ -109,8 +110,8 @@ def _pairs(
 
     Two weights ride one product as the real and imaginary parts of a complex64 weight: the
     parts are summed apart, term by term, in float32 (a part times 1 or 0 is exact), so each
-    pair's value is bit for bit the real product's, and both parts come out aligned. With
-    ``min_shared`` > 1 the imaginary part counts the shared usable hubs.
+    pair's value is bit for bit the real product's, and both parts come out aligned. When
+    counts are asked for, the imaginary part counts the shared usable hubs instead.
     """
     n_per_hub = np.asarray(inc.sum(axis=0)).ravel()
     risky_per_hub = np.asarray(inc.T @ risky.astype(np.float32)).ravel()
@@ -124,7 +125,8 @@ def _pairs(
     rare32, pure32 = rarity.astype(np.float32), (rarity * purity).astype(np.float32)
     sub = inc[keep]
     # a hub of weight zero adds nothing to a pair; a hub of nonzero weight is always usable
-    if min_shared > 1:
+    counted = counts or min_shared > 1
+    if counted:
         hubs = np.flatnonzero(usable)
         weights = [rare32[hubs] + 1j * np.float32(1), pure32[hubs] + 1j * np.float32(1)]
     else:
@@ -138,13 +140,13 @@ def _pairs(
     step = block_terms or PAIR_BLOCK_TERMS
     cuts = np.searchsorted(ends, np.arange(step, ends[-1] if len(ends) else 0, step))
     bounds = np.unique(np.concatenate([[0], cuts, [part.shape[0]]]))
-    out: tuple[list[sp.csr_matrix], ...] = ([], [], []) if min_shared > 1 else ([], [])
+    out: tuple[list[sp.csr_matrix], ...] = ([], [], []) if counted else ([], [])
     for lo, hi in pairwise(bounds.tolist()):
         prods = [(left[lo:hi] @ right[:, lo:]).tocsr() for left in lefts]
         row = np.repeat(np.arange(hi - lo), np.diff(prods[0].indptr))
         col = prods[0].indices
         above = col > row
-        if min_shared > 1:  # the same hubs and rows: both products list the same pairs in order
+        if counted:  # the same hubs and rows: both products list the same pairs in order
             above &= prods[0].data.imag >= min_shared
             values = [prods[0].data.real, prods[1].data.real, prods[0].data.imag]
         else:
@@ -229,24 +231,21 @@ def _beyond_chance(
     kind: str, count: sp.csr_matrix, inc: sp.csr_matrix, hub_merchant: np.ndarray,
     window: np.ndarray | None, bucket: np.ndarray, keep: np.ndarray, cfg: RingConfig,
 ) -> sp.csr_matrix:  # fmt: skip
-    """1 where a pair shares at least ``sync_min_windows`` hubs and chance does not explain it
-    (:mod:`graph.rings.chance`, for the kinds in ``chance_kinds``; ``link_chance`` 0 switches
-    the test off), else 0."""
+    """1 where chance does not explain how many hubs a pair shares (:mod:`graph.rings.chance`),
+    else 0. ``count`` holds only the pairs :func:`_pairs` kept (at least ``sync_min_windows``
+    shared hubs)."""
     out = count.copy()
-    enough = out.data >= cfg.sync_min_windows
-    if cfg.link_chance > 0 and kind in cfg.chance_kinds and enough.any():
-        rows = np.repeat(np.arange(out.shape[0]), np.diff(out.indptr))
-        a, b = keep[rows[enough]], keep[out.indices[enough]]
-        shared = out.data[enough].astype(np.float64)
-        by_chance = np.zeros(len(a))
-        if kind == "sync" and window is not None:
-            n_per_hub = np.asarray(inc.sum(axis=0)).ravel()
-            usable = (n_per_hub >= 2) & (n_per_hub <= cfg.max_hub_users)
-            by_chance = sync_chance(inc, hub_merchant, window, usable, a, b, shared)
-        elif kind == "burst":
-            by_chance = burst_chance(inc, hub_merchant, bucket, a, b, shared)
-        enough[np.flatnonzero(enough)] = by_chance <= cfg.link_chance
-    out.data = enough.astype(np.float32)
+    rows = np.repeat(np.arange(out.shape[0]), np.diff(out.indptr))
+    a, b = keep[rows], keep[out.indices]
+    shared = out.data.astype(np.float64)
+    by_chance = np.zeros(len(a))
+    if len(a) and kind == "sync" and window is not None:
+        n_per_hub = np.asarray(inc.sum(axis=0)).ravel()
+        usable = (n_per_hub >= 2) & (n_per_hub <= cfg.max_hub_users)
+        by_chance = sync_chance(inc, hub_merchant, window, usable, a, b, shared)
+    elif len(a) and kind == "burst":
+        by_chance = burst_chance(inc, hub_merchant, bucket, a, b, shared)
+    out.data = (by_chance <= cfg.link_chance).astype(np.float32)
     return out
 
 
@@ -279,9 +278,11 @@ def build_links(
     sync_merchant, sync_window = hub_merchant.get("sync"), hub_merchant.get("sync_window")
     for kind, (inc, discount) in incidences.items():
         # sync and burst pairs must repeat over several hubs, or they are not alike at all
-        min_shared = cfg.sync_min_windows if kind in ("sync", "burst") else 1
-        rarity, pure, count = _pairs(inc, keep, risky, cfg, discount, min_shared)
-        if count is not None:  # and chance must not explain the repeats
+        repeats = kind in ("sync", "burst")
+        min_shared = cfg.sync_min_windows if repeats else 1
+        rarity, pure, count = _pairs(inc, keep, risky, cfg, discount, min_shared, counts=repeats)
+        if count is not None and cfg.link_chance > 0 and kind in cfg.chance_kinds:
+            # and chance must not explain the repeats
             repeated = _beyond_chance(
                 kind, count, inc, hub_merchant[kind], hub_merchant.get("sync_window"),
                 bucket, keep, cfg,

@@ -85,6 +85,10 @@ def test_pairs_equal_the_whole_product_bit_for_bit(graph: GraphExport, block_ter
         want = _plain_pairs(inc, keep, risky, cfg, discount, min_shared)
         assert want[0].nnz > 0, kind
         assert all(_same(g, w) for g, w in zip(got, want, strict=True)), kind
+        # counts asked for (a chance test with sync_min_windows 1): same pairs, and counts
+        *counted, count = _pairs(inc, keep, risky, cfg, discount, min_shared, block_terms, True)
+        assert count is not None and count.nnz >= counted[0].nnz, kind
+        assert all(_same(g, w) for g, w in zip(counted, want, strict=True)), kind
 
 
 def test_links_and_rings_do_not_depend_on_the_blocks(
