@@ -7,9 +7,11 @@ port (so tests never touch the demo's graph). Set ``RISKGRAPH_TEST_NEO4J_URI`` (
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +24,21 @@ from serving.settings import Settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _local_settings(
+    state_env: str, state_name: str, port_env: str, port: int, **common: Any
+) -> Settings:
+    """The project's own local server for tests, in a state folder and on a port that the
+    environment may override (sessions running side by side each take their own)."""
+    return Settings(
+        neo4j_uri=None,
+        state_dir=Path(os.environ.get(state_env, Path.home() / ".local/state" / state_name)),
+        neo4j_port=int(os.environ.get(port_env, str(port))),
+        neo4j_heap="1g",
+        neo4j_pagecache="256m",
+        **common,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -42,19 +59,33 @@ def neo4j_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
             state_dir=work,
             **common,
         )
-    state = Path(
-        os.environ.get("RISKGRAPH_TEST_STATE_DIR", Path.home() / ".local/state/riskgraph-test")
-    )
-    settings = Settings(
-        neo4j_uri=None,
-        state_dir=state,
-        neo4j_port=int(os.environ.get("RISKGRAPH_TEST_NEO4J_PORT", "7688")),
-        neo4j_heap="1g",
-        neo4j_pagecache="256m",
-        **common,
+    settings = _local_settings(
+        "RISKGRAPH_TEST_STATE_DIR", "riskgraph-test", "RISKGRAPH_TEST_NEO4J_PORT", 7688, **common
     )
     local_server(settings).start()
     return settings
+
+
+@pytest.fixture(scope="module")
+def bulk_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A second, private local server for the offline bulk importer, which stops and restarts
+    the server it loads into: the shared one above, used by other tests, must not notice. Its
+    state folder and port: ``RISKGRAPH_TEST_BULK_STATE_DIR`` (default
+    ``~/.local/state/riskgraph-test-bulk``) and ``RISKGRAPH_TEST_BULK_NEO4J_PORT`` (7690). Started
+    for each module that asks and stopped at its end; two test sessions on the same folder would
+    stop it under each other, so they take turns (a file lock, held while a module runs)."""
+    settings = _local_settings(
+        "RISKGRAPH_TEST_BULK_STATE_DIR", "riskgraph-test-bulk", "RISKGRAPH_TEST_BULK_NEO4J_PORT",
+        7690, artifact_dir=tmp_path_factory.mktemp("bulk") / "artifacts",
+    )  # fmt: skip
+    server = local_server(settings)  # creates the state folder
+    with (settings.state_dir / "bulk-tests.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        server.start()
+        try:
+            yield settings
+        finally:
+            server.stop()
 
 
 @pytest.fixture

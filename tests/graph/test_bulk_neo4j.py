@@ -1,18 +1,13 @@
 """The offline bulk importer builds exactly the graph the transactional import builds.
 
-The bulk import stops and restarts the server it loads into, and the shared test server
-(port 7688) is used concurrently by other tests, so this module runs its own server: port
-7690 (``RISKGRAPH_TEST_BULK_NEO4J_PORT``) with state in ``~/.local/state/riskgraph-test-bulk``
-(``RISKGRAPH_TEST_BULK_STATE_DIR``), started once for the module and stopped at its end.
+The bulk import stops and restarts the server it loads into, so this module loads into the
+private bulk server of ``tests/conftest.py`` (``bulk_settings``), not the shared test server.
 """
 
 from __future__ import annotations
 
 import csv
-import fcntl
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, LiteralString, cast
 
@@ -23,9 +18,11 @@ from graph import schema
 from graph.bundle import ValidatedBundle, read_bundle
 from graph.neo4j.bulk import BulkImportError, bulk_import
 from graph.neo4j.load import import_bundle
-from graph.neo4j.server import LocalNeo4j, LocalNeo4jConfig
+from graph.neo4j.server import LocalNeo4j
 from graph.neo4j.store import GraphStore
 from graph.synth.marketplace import GeneratorConfig, generate_marketplace
+from serving.connect import local_server
+from serving.settings import Settings
 from tests.bundles import write_bundle
 
 pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
@@ -41,24 +38,8 @@ NODE_LABELS = (
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[LocalNeo4j]:
-    """A private local server: bulk imports stop it, which no other test may notice."""
-    home = Path(
-        os.environ.get(
-            "RISKGRAPH_TEST_BULK_STATE_DIR", Path.home() / ".local/state/riskgraph-test-bulk"
-        )
-    )
-    port = int(os.environ.get("RISKGRAPH_TEST_BULK_NEO4J_PORT", "7690"))
-    home.mkdir(parents=True, exist_ok=True)
-    srv = LocalNeo4j(LocalNeo4jConfig(home=home, port=port, heap="1g", pagecache="256m"))
-    # Two test sessions sharing this server would stop it under each other: take turns.
-    with (home / "bulk-tests.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        srv.start()
-        try:
-            yield srv
-        finally:
-            srv.stop()
+def server(bulk_settings: Settings) -> LocalNeo4j:
+    return local_server(bulk_settings)
 
 
 def open_store(server: LocalNeo4j) -> GraphStore:
