@@ -2,7 +2,8 @@
 
 By default the session starts the project's own local server, with its own state folder and
 port (so tests never touch the demo's graph). Set ``RISKGRAPH_TEST_NEO4J_URI`` (with
-``RISKGRAPH_TEST_NEO4J_PASSWORD``) to run them against an existing server instead.
+``RISKGRAPH_TEST_NEO4J_PASSWORD``) to run them against an existing server instead. Tests of the
+offline bulk importer, which stops its server, get a second private one (``bulk_settings``).
 """
 
 from __future__ import annotations
