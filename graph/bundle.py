@@ -327,7 +327,7 @@ def validate(
             out[col] = frame[col].str.strip() if col != "text" else frame[col]
         for col in OPTIONAL_COLUMNS.get(table, ()):
             out[col] = frame[col].str.strip() if col in frame.columns else ""
-        for col in ID_COLUMNS.intersection(frame.columns):
+        for col in (c for c in frame.columns if c in ID_COLUMNS):  # column order: stable
             check.size(col, MAX_ID_BYTES)
         for col in TEXT_COLUMNS.get(table, ()):
             check.size(col, max_field_bytes)

@@ -17,9 +17,10 @@ locks both endpoints and walks their relationships.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, LiteralString, TextIO, cast
@@ -274,6 +275,36 @@ def columns_for(table: str, frame: pd.DataFrame) -> Columns:
     if table == "orders":
         out["device_id"] = _blank_to_none(out["device_id"])
     return out
+
+
+def row_columns(table: str, rows: Sequence[Mapping[str, Any]]) -> Columns:
+    """:func:`columns_for` over clean dict rows (``graph.bundle_rows.validate_rows``): the
+    same parameter columns, in the same order, for the service's few-row events (building a
+    frame for them cost more than the write)."""
+    if table == "logins":  # aggregate_logins: one row per (user, device), sorted
+        spans: dict[tuple[str, str], list[int]] = {}
+        for row in rows:
+            ts = row["ts"]
+            span = spans.setdefault((row["user_id"], row["device_id"]), [ts, ts, 0])
+            span[0], span[1], span[2] = min(span[0], ts), max(span[1], ts), span[2] + 1
+        rows = [{"user_id": u, "device_id": d, "first_ts": f, "last_ts": t, "logins": n}
+                for (u, d), (f, t, n) in sorted(spans.items())]  # fmt: skip
+    key = COLUMNS[table][0]
+    rows = sorted(rows, key=lambda row: row[key])  # stable, as sort_values(kind="stable")
+    out = {name: [_plain(row[name]) for row in rows]
+           for name in COLUMNS[table] if name != "features"}  # fmt: skip
+    if table == "users":
+        out["country"] = _blank_to_none(out["country"])
+        out["features"] = [{c: _plain(v) for c, v in row.items()
+                            if c.startswith(schema.FEATURE_PREFIX)} for row in rows]  # fmt: skip
+    if table == "orders":
+        out["device_id"] = _blank_to_none(out["device_id"])
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """NaN as None (Neo4j has no NaN), as :func:`_values`."""
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def rows_for(table: str, frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, LiteralString
+from typing import Any, LiteralString, cast
 
 import numpy as np
 import pandas as pd
@@ -55,6 +55,17 @@ RETURN u.created_at.epochMillis AS created_at, properties(u) AS props, orders, r
        l.fraud AS fraud, l.default AS default,
        COLLECT { MATCH (u)-[:MEMBER_OF]->(r:Ring) RETURN r.ring_id } AS rings
 """
+
+# Several users' neighbourhoods in one query, one record each (``user_id`` added): the same
+# text over ``UNWIND $user_ids``. The service appends it to an event's last write query, so the
+# rescored users are read as just written without a round trip of their own.
+NEIGHBOURHOODS = cast(
+    LiteralString,
+    "UNWIND $user_ids AS uid\n"
+    + NEIGHBOURHOOD.replace("$user_id", "uid").replace(
+        "RETURN u.created_at", "RETURN uid AS user_id, u.created_at"
+    ),
+)
 
 
 @dataclass

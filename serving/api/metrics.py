@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 BUCKETS = (0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+STAGE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
 
 
 @dataclass
@@ -16,6 +17,7 @@ class Metrics:
     latency: Histogram
     errors: Counter
     model: Gauge
+    stages: Histogram  # POST /v1/events, by stage: where an event's time goes
 
     @classmethod
     def create(cls) -> Metrics:
@@ -30,4 +32,7 @@ class Metrics:
                            ["route", "kind"], registry=reg),
             model=Gauge("riskgraph_model_info", "the loaded model version (value 1)",
                         ["version"], registry=reg),
+            stages=Histogram("riskgraph_event_stage_seconds",
+                             "POST /v1/events: time per stage of the request",
+                             ["stage"], buckets=STAGE_BUCKETS, registry=reg),
         )  # fmt: skip

@@ -265,10 +265,19 @@ def _reasons(ev: UserEvents, result: Online, p_fraud: float) -> list[dict[str, s
 
 def take(settings: Settings, artifact: ModelArtifact) -> tuple[StateSnapshot, list[str]]:
     """Export the graph, build features and take the neighbour-state snapshot (a full pass)."""
+    from encoders.features import FeatureMismatchError
     from serving.pipeline import load_context
     from training.inputs import graph_data
     from training.online import take_snapshot
 
+    trained_on = str(artifact.config.get("text_model") or "")
+    if trained_on and trained_on.endswith("-int8") != settings.encode_int8:
+        # before the export: with the other encoder every review would be encoded again
+        # (~20 min at 100k users on two cores) only for check_features to refuse it
+        raise FeatureMismatchError(
+            f"artifact {artifact.version} was trained on review embeddings from {trained_on}; "
+            f"set RISKGRAPH_ENCODE_INT8={str(not settings.encode_int8).lower()} as at training"
+        )
     with open_store(settings, start=False) as full:
         ctx = load_context(full, settings, Console(quiet=True))
     artifact.check_features(ctx.features)

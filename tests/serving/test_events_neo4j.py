@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -124,3 +125,62 @@ def test_thin_file_user(client: TestClient, scored_graph: Settings) -> None:
         {"code": "thin_file", "text": "thin file: no orders, logins or reviews yet"}
     ]
     assert 300 <= body["credit_score"] <= 850 and 0.0 < body["fraud_probability"] < 1.0
+
+
+def test_event_answer_equals_the_reference_rescore(
+    client: TestClient, scored_graph: Settings
+) -> None:
+    """An event's answer (its user read inside the event's own write query, scored on the
+    stacked path) equals the user rescored afterwards from a separate neighbourhood read on
+    the module-by-module reference path, within 1e-4: for a three-table event too."""
+    from graph.neo4j.neighbourhood import read_neighbourhood
+
+    who = _quiet(scored_graph)
+    events = {"orders": _orders(who, "ref", 2, "refunded"),
+              "logins": [{"user_id": who["user"], "device_id": who["device"], "ts": who["latest"]}],
+              "reviews": [{"review_id": "ref-r", "user_id": who["user"],
+                           "product_id": who["product"], "rating": 2, "text": "late",
+                           "ts": who["latest"]}]}  # fmt: skip
+    got = client.post("/v1/events", json=events, headers=HEADERS)
+    assert got.status_code == 200, got.text
+    assert got.json()["accepted"] == {"logins": 1, "orders": 2, "reviews": 1}
+    answer = got.json()["scores"][0]
+    scorer = client.app.state.scorer  # type: ignore[attr-defined]
+    snap, keys, _ = scorer.ensure_snapshot()
+    hood = read_neighbourhood(scorer.store, who["user"], keys, scorer.settings.api_fanout)
+    assert hood is not None and {o["order_id"] for o in hood.record["orders"]} >= {"ref-0", "ref-1"}
+    stack, snap.stack = snap.stack, None
+    try:
+        reference = scorer.score_hood(snap, hood)
+    finally:
+        snap.stack = stack
+    assert answer["fraud_probability"] == pytest.approx(reference["fraud_probability"], abs=1e-4)
+    assert answer["default_probability"] == pytest.approx(
+        reference["default_probability"], abs=1e-4
+    )
+    assert [r["code"] for r in answer["reasons"]] == [r["code"] for r in reference["reasons"]]
+
+
+def test_several_neighbourhoods_in_one_read_equal_single_reads(scored_graph: Settings) -> None:
+    """NEIGHBOURHOODS (the event's read, several users at once) gives each user exactly the
+    record NEIGHBOURHOOD (one user) gives; an unknown id gives no record."""
+    from graph.neo4j.neighbourhood import NEIGHBOURHOOD, NEIGHBOURHOODS
+
+    with open_store(scored_graph, start=False) as store:
+        ids = [r["u"] for r in store.read(
+            "MATCH (u:User) RETURN u.user_id AS u ORDER BY u.user_id LIMIT 25")]  # fmt: skip
+        many = {r["user_id"]: r for r in store.read(NEIGHBOURHOODS, user_ids=[*ids, "nobody"],
+                                                    fanout=5000)}  # fmt: skip
+        assert set(many) == set(ids)
+        for user in ids:
+            single = store.read(NEIGHBOURHOOD, user_id=user, fanout=5000)[0]
+            assert _unordered({**single, "user_id": user}) == _unordered(many[user])
+
+
+def _unordered(record: dict[str, Any]) -> dict[str, Any]:
+    """Lists compared as multisets (two plans may list equal-timestamp orders differently)."""
+
+    def key(item: Any) -> str:
+        return json.dumps(item, sort_keys=True, default=str)
+
+    return {k: sorted(map(key, v)) if isinstance(v, list) else v for k, v in record.items()}
