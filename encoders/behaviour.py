@@ -239,4 +239,3 @@ def device_features(g: GraphExport) -> pd.DataFrame:
     for k in schema.DEVICE_KINDS:
         feats[f"kind_{k}"] = (kind == k).astype(np.float64)
     return pd.DataFrame(feats)
-
