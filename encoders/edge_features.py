@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from encoders.behaviour import reference_time
 from graph import schema
@@ -47,9 +49,18 @@ def _ordered(frame: pd.DataFrame, now: int) -> np.ndarray:
     for j, s in enumerate(STATUSES, start=1):
         out[:, j] = codes == code_of.get(s, -2)
     out[:, len(STATUSES) + 1] = _days_before(now, frame["ts"])
-    device = frame["device_id"]
-    out[:, len(STATUSES) + 2] = (device.notna() & (device != "")).to_numpy(dtype=bool)
+    out[:, len(STATUSES) + 2] = _has_device(frame["device_id"])
     return out
+
+
+def _has_device(device: pd.Series) -> np.ndarray:
+    """Non-empty device id. Compared in Arrow: testing ten million scattered Python strings
+    one by one is bound by cache misses and grew faster than the column."""
+    try:
+        values = pa.array(device, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # ids that are not all strings
+        return (device.notna() & (device.astype(str) != "")).to_numpy(dtype=bool)
+    return np.asarray(pc.fill_null(pc.not_equal(values, ""), False), dtype=bool)
 
 
 def _reviewed(frame: pd.DataFrame, now: int) -> np.ndarray:
