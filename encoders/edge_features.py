@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from encoders.behaviour import reference_time
 from graph import schema
@@ -36,11 +38,29 @@ def _days_before(now: int, ts: pd.Series) -> np.ndarray:
 
 
 def _ordered(frame: pd.DataFrame, now: int) -> np.ndarray:
+    """Written column by column into one ``float32`` matrix (each value computed in float64 and
+    rounded once, as before) with statuses as factorised codes and the device test done on the
+    column itself: a string copy per order and a float64 matrix grew ~x5-8 per x4 orders."""
     amount = pd.to_numeric(frame["amount"], errors="coerce").fillna(0).to_numpy(np.float64)
-    status = frame["status"].astype(str).to_numpy()
-    onehot = np.stack([status == s for s in STATUSES], axis=1).astype(np.float64)
-    device = frame["device_id"].fillna("").astype(str).to_numpy() != ""
-    return np.column_stack([np.log1p(amount) / 5.0, onehot, _days_before(now, frame["ts"]), device])
+    out = np.empty((len(frame), len(EDGE_FEATURES[schema.ORDERED])), dtype=np.float32)
+    out[:, 0] = np.log1p(amount) / 5.0
+    codes, uniques = pd.factorize(frame["status"])
+    code_of = {v: i for i, v in enumerate(uniques) if isinstance(v, str)}
+    for j, s in enumerate(STATUSES, start=1):
+        out[:, j] = codes == code_of.get(s, -2)
+    out[:, len(STATUSES) + 1] = _days_before(now, frame["ts"])
+    out[:, len(STATUSES) + 2] = _has_device(frame["device_id"])
+    return out
+
+
+def _has_device(device: pd.Series) -> np.ndarray:
+    """Non-empty device id. Compared in Arrow: testing ten million scattered Python strings
+    one by one is bound by cache misses and grew faster than the column."""
+    try:
+        values = pa.array(device, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # ids that are not all strings
+        return (device.notna() & (device.astype(str) != "")).to_numpy(dtype=bool)
+    return np.asarray(pc.fill_null(pc.not_equal(values, ""), False), dtype=bool)
 
 
 def _reviewed(frame: pd.DataFrame, now: int) -> np.ndarray:
@@ -81,7 +101,7 @@ def edge_attributes(g: GraphExport) -> dict[EdgeType, np.ndarray]:
         frame = g.edges[relation.edge_type]
         width = len(EDGE_FEATURES[relation.rel])
         attrs = encode(frame, now) if len(frame) else np.zeros((0, width))
-        attrs = np.nan_to_num(attrs.astype(np.float32))
+        attrs = np.nan_to_num(attrs.astype(np.float32, copy=False))
         out[relation.edge_type] = attrs
         out[relation.rev_edge_type] = attrs
     return out
