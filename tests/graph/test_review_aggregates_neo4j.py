@@ -18,32 +18,17 @@ from graph.neo4j.neighbourhood import NEIGHBOURHOOD
 from graph.neo4j.store import GraphStore
 from serving.pipeline import run_import
 from serving.settings import Settings
+from tests.graph.review_aggregates import AGGREGATES, assert_exact
 
 pytestmark = pytest.mark.neo4j
 QUIET = Console(quiet=True)
 
-AGGREGATES = f"""
-MATCH (p:{schema.PRODUCT})
-OPTIONAL MATCH (p)<-[x:{schema.REVIEWED}]-()
-RETURN p.product_id AS id, p.{schema.REVIEW_COUNT} AS stored_n, p.{schema.RATING_SUM} AS stored_s,
-       count(x) AS n, sum(x.rating) AS s
-ORDER BY id
-"""
 HEAVY_REVIEWERS = f"""
 MATCH (u:{schema.USER})-[:{schema.REVIEWED}]->(p:{schema.PRODUCT})
 WITH u, sum(COUNT {{ (p)<-[:{schema.REVIEWED}]-() }}) AS weight
 RETURN u.user_id AS id ORDER BY weight DESC, id LIMIT 5
 """
 CLEAR = f"MATCH (p:{schema.PRODUCT}) REMOVE p.{schema.REVIEW_COUNT}, p.{schema.RATING_SUM}"
-
-
-def assert_exact(store: GraphStore) -> list[dict[str, Any]]:
-    """Every product's stored aggregates equal the traversal's (and are set at all)."""
-    rows = store.read(AGGREGATES)
-    assert rows and any(r["n"] > 1 for r in rows)
-    wrong = [r for r in rows if (r["stored_n"], r["stored_s"]) != (r["n"], r["s"])]
-    assert not wrong, wrong[:5]
-    return rows
 
 
 def _clear(store: GraphStore) -> None:

@@ -192,7 +192,7 @@ def test_review_events_keep_product_aggregates_exact(
     """A new review on the busiest product and an existing review moved to it by an event:
     both products' stored review aggregates (and every other's) equal the traversal's, and
     the answer read them as written (it equals a fresh read's score)."""
-    from tests.graph.test_review_aggregates_neo4j import assert_exact
+    from tests.graph.review_aggregates import assert_exact
 
     who = _quiet(scored_graph)
     with open_store(scored_graph, start=False) as store:
