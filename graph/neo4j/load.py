@@ -141,8 +141,9 @@ UPDATE_REVIEWS: LiteralString = f"""
 UNWIND range(0, size($review_id) - 1) AS i
 MATCH (a)-[r:{schema.REVIEWED} {{review_id: $review_id[i]}}]->(b)
 WHERE a.user_id = $user_id[i] AND b.product_id = $product_id[i]
-WITH i, r, $rating[i] AS rating, $text[i] AS text, $ts[i] AS ts
-FOREACH (_ IN CASE WHEN r.rating = rating THEN [] ELSE [1] END | SET r.rating = rating)
+WITH i, r, b, $rating[i] AS rating, $text[i] AS text, $ts[i] AS ts
+FOREACH (_ IN CASE WHEN r.rating = rating THEN [] ELSE [1] END | SET r.rating = rating
+  REMOVE b.{schema.REVIEW_COUNT}, b.{schema.RATING_SUM})
 FOREACH (_ IN CASE WHEN r.text = text THEN [] ELSE [1] END | SET r.text = text)
 FOREACH (_ IN CASE WHEN r.ts.epochMillis = ts THEN [] ELSE [1] END |
   SET r.ts = datetime({{epochMillis: ts}}))
@@ -178,14 +179,17 @@ CALL {{ WITH touched
   SET q.{schema.REVIEW_COUNT} = n, q.{schema.RATING_SUM} = s
   REMOVE q._LOCK_ }}
 """
-# The import's review upsert. A review that moves to another product clears the old product's
-# aggregates (readers then count by traversal, so they stay exact); :func:`recount_products`
-# recounts, once the table is written, every product of the table and every cleared one.
-# Recounting per batch instead would read a popular product's every review once per batch.
+# The import's review upsert. Every product whose reviews it changes (the new one; the old
+# one of a review that moves; in :data:`UPDATE_REVIEWS`, one whose rating changes) has its
+# aggregates cleared, so readers count it by traversal and stay exact until
+# :func:`recount_products` recounts, once the table is written, every product of the table and
+# every cleared one (also after a load killed half-way: the next import finds them). Recounting
+# per batch instead would read a popular product's every review once per batch.
 REVIEWS: LiteralString = (
     _REVIEWS_HEAD
     + f"""FOREACH (_ IN CASE WHEN moved IS NULL THEN [] ELSE [1] END |
   REMOVE b.{schema.REVIEW_COUNT}, b.{schema.RATING_SUM})
+REMOVE p.{schema.REVIEW_COUNT}, p.{schema.RATING_SUM}
 """
     + _REVIEWS_TAIL
 )
