@@ -103,6 +103,13 @@ ORDER_STATUSES: Final = (PAID, REFUNDED, CHARGEBACK, CANCELLED)
 # Device kinds (bundle `devices.kind`).
 DEVICE_KINDS: Final = ("ios", "android", "web", "other")
 
+# Each product's review aggregates, kept exact (= a count and rating sum over its REVIEWED
+# edges) by every path that writes reviews (graph.neo4j.load, graph.neo4j.bulk, the service's
+# events), so the online neighbourhood read needs no traversal of a popular product's reviews.
+# Absent on a graph imported before they existed: readers then count by traversal.
+REVIEW_COUNT: Final = "review_count"
+RATING_SUM: Final = "rating_sum"
+
 # Properties written by scoring and read by analysts.
 SCORE_PROPERTIES: Final = (
     "risk_score",

@@ -103,6 +103,20 @@ def _split_optional(
     return frame[has], frame[~has]
 
 
+def _with_review_aggregates(products: pd.DataFrame, reviews: pd.DataFrame | None) -> pd.DataFrame:
+    """``products`` with each product's review count and rating sum over the clean reviews
+    (0 and 0 without any), the values :data:`graph.neo4j.load.RECOUNT_TOUCHED` keeps."""
+    if reviews is None or reviews.empty:
+        per = pd.DataFrame({"n": [], "s": []}, dtype=np.int64)
+    else:
+        per = reviews.groupby("product_id")["rating"].agg(n="size", s="sum")
+    ids = products["product_id"]
+    return products.assign(**{
+        schema.REVIEW_COUNT: ids.map(per["n"]).fillna(0).astype(np.int64).to_numpy(),
+        schema.RATING_SUM: ids.map(per["s"]).fillna(0).astype(np.int64).to_numpy(),
+    })  # fmt: skip
+
+
 def plan_sources(bundle: ValidatedBundle) -> list[ImportSource]:
     """Shape the clean tables into importer sources, mirroring every write in graph.neo4j.load.
 
@@ -138,11 +152,13 @@ def plan_sources(bundle: ValidatedBundle) -> list[ImportSource]:
         add(
             "nodes",
             schema.PRODUCT,
-            products,
+            _with_review_aggregates(products, t.get("reviews")),
             {
                 f"product_id:ID({schema.PRODUCT})": "product_id",
                 "category:string": "category",
                 "price:double": "price",
+                f"{schema.REVIEW_COUNT}:long": schema.REVIEW_COUNT,
+                f"{schema.RATING_SUM}:long": schema.RATING_SUM,
             },
         )
         add(

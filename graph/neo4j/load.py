@@ -141,24 +141,79 @@ UPDATE_REVIEWS: LiteralString = f"""
 UNWIND range(0, size($review_id) - 1) AS i
 MATCH (a)-[r:{schema.REVIEWED} {{review_id: $review_id[i]}}]->(b)
 WHERE a.user_id = $user_id[i] AND b.product_id = $product_id[i]
-WITH i, r, $rating[i] AS rating, $text[i] AS text, $ts[i] AS ts
-FOREACH (_ IN CASE WHEN r.rating = rating THEN [] ELSE [1] END | SET r.rating = rating)
+WITH i, r, b, $rating[i] AS rating, $text[i] AS text, $ts[i] AS ts
+FOREACH (_ IN CASE WHEN r.rating = rating THEN [] ELSE [1] END | SET r.rating = rating
+  REMOVE b.{schema.REVIEW_COUNT}, b.{schema.RATING_SUM})
 FOREACH (_ IN CASE WHEN r.text = text THEN [] ELSE [1] END | SET r.text = text)
 FOREACH (_ IN CASE WHEN r.ts.epochMillis = ts THEN [] ELSE [1] END |
   SET r.ts = datetime({{epochMillis: ts}}))
 RETURN collect(i) AS found
 """
-REVIEWS: LiteralString = (
+_REVIEWS_HEAD: LiteralString = (
     _unwind(*COLUMNS["reviews"])
     + f"""
 MATCH (u:{schema.USER} {{user_id: row.user_id}})
 MATCH (p:{schema.PRODUCT} {{product_id: row.product_id}})
 OPTIONAL MATCH (a)-[moved:{schema.REVIEWED} {{review_id: row.review_id}}]->(b) WHERE a <> u OR b <> p
-DELETE moved
+"""
+)
+_REVIEWS_TAIL: LiteralString = f"""DELETE moved
 MERGE (u)-[r:{schema.REVIEWED} {{review_id: row.review_id}}]->(p)
 SET r.rating = row.rating, r.text = row.text, r.ts = datetime({{epochMillis: row.ts}})
 """
+# Recount of each product's review aggregates (schema.REVIEW_COUNT, RATING_SUM) from its
+# REVIEWED edges, for a list ``touched`` of product nodes bound before it. A recount, never an
+# increment: a rerun, a duplicate or a moved review leaves the exact values. Each product is
+# write-locked (in product id order) before its edges are read, so two transactions changing
+# the same product's reviews (a rating updated in place locks only the edge) cannot commit a
+# count that misses the other's change: the second one reads after the first committed.
+RECOUNT_TOUCHED: LiteralString = f"""
+CALL {{ WITH touched
+  UNWIND touched AS q
+  WITH DISTINCT q ORDER BY q.product_id
+  SET q._LOCK_ = true
+  WITH q
+  CALL {{ WITH q
+    OPTIONAL MATCH (q)<-[x:{schema.REVIEWED}]-()
+    RETURN count(x) AS n, sum(x.rating) AS s }}
+  SET q.{schema.REVIEW_COUNT} = n, q.{schema.RATING_SUM} = s
+  REMOVE q._LOCK_ }}
+"""
+# The import's review upsert. Every product whose reviews it changes (the new one; the old
+# one of a review that moves; in :data:`UPDATE_REVIEWS`, one whose rating changes) has its
+# aggregates cleared, so readers count it by traversal and stay exact until
+# :func:`recount_products` recounts, once the table is written, every product of the table and
+# every cleared one (also after a load killed half-way: the next import finds them). Recounting
+# per batch instead would read a popular product's every review once per batch.
+REVIEWS: LiteralString = (
+    _REVIEWS_HEAD
+    + f"""FOREACH (_ IN CASE WHEN moved IS NULL THEN [] ELSE [1] END |
+  REMOVE b.{schema.REVIEW_COUNT}, b.{schema.RATING_SUM})
+REMOVE p.{schema.REVIEW_COUNT}, p.{schema.RATING_SUM}
+"""
+    + _REVIEWS_TAIL
 )
+# The same upsert for a few rows written online (the service's events): the touched products,
+# old and new, are recounted in the same query, so the neighbourhood read after it in the same
+# transaction sees exact aggregates.
+REVIEWS_ONLINE: LiteralString = (
+    _REVIEWS_HEAD + _REVIEWS_TAIL + "WITH collect(p) + collect(b) AS touched\n" + RECOUNT_TOUCHED
+)
+# Standalone recount over a list of product ids (column ``product_id``, batched like rows).
+RECOUNT_PRODUCTS: LiteralString = (
+    f"""
+UNWIND $product_id AS pid
+MATCH (q:{schema.PRODUCT} {{product_id: pid}})
+WITH collect(q) AS touched
+"""
+    + RECOUNT_TOUCHED
+)
+# Products whose aggregates are missing: imported before they existed, created by a products
+# table without reviews, or cleared by a moved review.
+STALE_PRODUCTS: LiteralString = f"""
+MATCH (q:{schema.PRODUCT}) WHERE q.{schema.REVIEW_COUNT} IS NULL OR q.{schema.RATING_SUM} IS NULL
+RETURN q.product_id AS product_id
+"""
 LABELS: LiteralString = (
     _unwind(*COLUMNS["labels"])
     + f"""
@@ -183,6 +238,11 @@ class Write:
     table: str
     query: LiteralString
     update: LiteralString | None = None
+    online: LiteralString | None = None  # the query for a few rows written online, if not query
+
+    @property
+    def online_query(self) -> LiteralString:
+        return self.online or self.query
 
 
 # In write order; logins are aggregated into the USES edge first.
@@ -193,7 +253,7 @@ WRITES: tuple[Write, ...] = (
     Write("devices", DEVICES),
     Write("logins", USES),
     Write("orders", ORDERS, UPDATE_ORDERS),
-    Write("reviews", REVIEWS, UPDATE_REVIEWS),
+    Write("reviews", REVIEWS, UPDATE_REVIEWS, REVIEWS_ONLINE),
     Write("labels", LABELS),
     Write("rings", TRUTH_RINGS),
 )
@@ -346,4 +406,27 @@ def import_bundle(
         )
         loaded[write.table] = len(bundle.tables[write.table])
         seconds[write.table] = round(time.perf_counter() - started, 3)
+    started = time.perf_counter()
+    reviews = bundle.tables.get("reviews")
+    touched = [] if reviews is None else reviews["product_id"].unique().tolist()
+    recount_products(store, touched, batch_size=max(1, batch_size // 10))
+    seconds["review_aggregates"] = round(time.perf_counter() - started, 3)
     return ImportReport.of(bundle, loaded, seconds)
+
+
+def recount_products(
+    store: GraphStore, product_ids: Sequence[str] = (), batch_size: int = 1_000
+) -> int:
+    """Recount the review aggregates of ``product_ids`` and of every product missing them
+    (:data:`STALE_PRODUCTS`); return how many products were recounted.
+
+    Run by :func:`import_bundle` after its writes, so a graph imported before the aggregates
+    existed gets them on its next import (or by calling this once). Each transaction recounts
+    ``batch_size`` products: it reads every review of each, so batches are kept smaller than
+    row batches.
+    """
+    stale = [row["product_id"] for row in store.read(STALE_PRODUCTS)]
+    ids = sorted(set(product_ids).union(stale))
+    if ids:
+        store.write_columns(RECOUNT_PRODUCTS, {"product_id": ids}, batch_size=batch_size)
+    return len(ids)

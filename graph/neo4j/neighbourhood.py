@@ -3,8 +3,12 @@
 Online scoring (``training.online``) needs exactly what the user's own features and its
 last message-passing layer read: the user's orders, reviews and device links, and for each
 device and reviewed product only two aggregates (how many accounts use the device; how many
-reviews the product has and their rating sum). The aggregates are computed by the server from
-relationship counts, so a kiosk device with 10,000 users costs one number, not 10,000 rows;
+reviews the product has and their rating sum). A device's count comes from the server's
+relationship counts, so a kiosk device with 10,000 users costs one number, not 10,000 rows; a
+product's are its stored ``review_count``/``rating_sum`` (kept exact by every review writer,
+see ``graph.neo4j.load.RECOUNT_TOUCHED``), counted by traversal only where a graph imported
+before they existed lacks them (the ``UNION ALL`` branch: a product that has them costs no
+traversal);
 the user's own edges are capped at ``fanout`` per relation (a documented bound, far above any
 real account's history).
 
@@ -39,8 +43,14 @@ CALL { WITH u
   OPTIONAL MATCH (u)-[r:REVIEWED]->(p:Product)
   WITH r, p ORDER BY r.ts LIMIT $fanout
   CALL { WITH p
+    WITH p WHERE p.review_count IS NOT NULL AND p.rating_sum IS NOT NULL
+    RETURN p.review_count AS n, p.rating_sum AS s
+    UNION ALL
+    WITH p
+    WITH p WHERE p.review_count IS NULL OR p.rating_sum IS NULL
     OPTIONAL MATCH (p)<-[x:REVIEWED]-()
-    RETURN count(x) AS n, sum(x.rating) AS s }
+    WITH p, count(x) AS n, sum(x.rating) AS s
+    RETURN n, s }
   RETURN collect(CASE WHEN r IS NULL THEN null ELSE {review_id: r.review_id,
     product_id: p.product_id, rating: r.rating, ts: r.ts.epochMillis,
     reviews: n, rating_sum: s} END) AS reviews }

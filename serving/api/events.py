@@ -6,7 +6,8 @@ plain dict rows, without pandas' fixed cost per rule; references are checked aga
 ids they name. If any row breaks a rule the answer is a 422 naming the table, row, field and
 rule, and nothing is written. Good rows are upserted with the import's own queries
 (``graph.neo4j.load.WRITES``: MERGE by order/review id, logins folded into the user–device
-edge), so the same event twice changes nothing. Each affected user is then rescored online and
+edge; reviews also recount their products' review aggregates, ``Write.online``), so the same
+event twice changes nothing. Each affected user is then rescored online and
 the new score stored on the user and returned.
 
 One write transaction: it reads the referenced ids, validates, upserts, reads the affected
@@ -47,7 +48,7 @@ Rows = dict[str, list[dict[str, str]]]
 # Per table: its import MERGE query as a unit subquery, then the touched users'
 # neighbourhoods, read in the same query (each clause sees the earlier clauses' writes).
 WRITE_THEN_READ = {
-    w.table: cast(LiteralString, "CALL {\n" + w.query + "}\n" + NEIGHBOURHOODS)
+    w.table: cast(LiteralString, "CALL {\n" + w.online_query + "}\n" + NEIGHBOURHOODS)
     for w in WRITES if w.table in TABLES
 }  # fmt: skip
 EXISTING: LiteralString = """
@@ -157,7 +158,7 @@ def write_events(
         stages.mark("validate")
         writes = [(w, checked.tables[w.table]) for w in WRITES if checked.tables.get(w.table)]
         for write, clean in writes[:-1]:
-            run_columns(tx, write.query, row_columns(write.table, clean), len(clean))
+            run_columns(tx, write.online_query, row_columns(write.table, clean), len(clean))
         write, clean = writes[-1]  # the last write also reads the users it touched
         users = sorted({row["user_id"] for _, rows_ in writes for row in rows_})
         params = {**row_columns(write.table, clean), "user_ids": users, "fanout": fanout}

@@ -184,3 +184,39 @@ def _unordered(record: dict[str, Any]) -> dict[str, Any]:
         return json.dumps(item, sort_keys=True, default=str)
 
     return {k: sorted(map(key, v)) if isinstance(v, list) else v for k, v in record.items()}
+
+
+def test_review_events_keep_product_aggregates_exact(
+    client: TestClient, scored_graph: Settings
+) -> None:
+    """A new review on the busiest product and an existing review moved to it by an event:
+    both products' stored review aggregates (and every other's) equal the traversal's, and
+    the answer read them as written (it equals a fresh read's score)."""
+    from tests.graph.review_aggregates import assert_exact
+
+    who = _quiet(scored_graph)
+    with open_store(scored_graph, start=False) as store:
+        busy = store.read(
+            "MATCH (p:Product)<-[:REVIEWED]-() RETURN p.product_id AS p, count(*) AS n "
+            "ORDER BY n DESC, p LIMIT 1"
+        )[0]
+        old = store.read(
+            "MATCH (:User)-[r:REVIEWED]->(p:Product) WHERE p.product_id <> $busy "
+            "RETURN r.review_id AS r, p.product_id AS p, COUNT { (p)<-[:REVIEWED]-() } AS n "
+            "ORDER BY r.review_id LIMIT 1",
+            busy=busy["p"],
+        )[0]
+        events = {"reviews": [
+            {"review_id": "agg-new", "user_id": who["user"], "product_id": busy["p"],
+             "rating": 1, "text": "broke at once", "ts": who["latest"]},
+            {"review_id": old["r"], "user_id": who["user"], "product_id": busy["p"],
+             "rating": 2, "text": "moved here", "ts": who["latest"]},
+        ]}  # fmt: skip
+        got = client.post("/v1/events", json=events, headers=HEADERS)
+        assert got.status_code == 200, got.text
+        rows = {r["id"]: r for r in assert_exact(store)}
+        assert rows[busy["p"]]["n"] == busy["n"] + 2 and rows[old["p"]]["n"] == old["n"] - 1
+    fresh = client.get(f"/v1/users/{who['user']}/score?fresh=true", headers=HEADERS).json()
+    assert got.json()["scores"][0]["fraud_probability"] == pytest.approx(
+        fresh["fraud_probability"], abs=1e-4
+    )
