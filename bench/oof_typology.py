@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from crossfit_bench import typology_table  # noqa: E402
+from crossfit_bench import typology_table
 
 
 def main() -> None:
@@ -71,7 +71,9 @@ def main() -> None:
         print("\nthe same users, fraud AUROC / AUPRC with and without each typology's frauds")
         for name, keep in rows.items():
             m = binary_metrics(yu[keep], su[keep])
-            print(f"  {name:28s} {m['auroc']:.3f} / {m['auprc']:.3f}  ({int(yu[keep].sum()):,} frauds)")
+            print(
+                f"  {name:28s} {m['auroc']:.3f} / {m['auprc']:.3f}  ({int(yu[keep].sum()):,} frauds)"
+            )
 
 
 if __name__ == "__main__":
