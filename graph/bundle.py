@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -356,6 +357,30 @@ def validate(
     )
 
 
+class TypedChecks(Protocol):
+    """What both validators (a whole table here, a few rows in ``graph.bundle_rows``) offer:
+    each parses one column, flags the rows that break its rule and returns the typed values."""
+
+    def timestamp(self, col: str) -> Any: ...
+    def number(self, col: str, rule_negative: str | None) -> Any: ...
+    def enum(self, col: str, allowed: tuple[str, ...]) -> Any: ...
+
+
+def typed_column_rules(table: str, check: TypedChecks, out: Any) -> None:
+    """The rules both validators share word for word: prices, device kinds, event times,
+    order amounts and statuses (``out[column] = typed values``)."""
+    if table == "products":
+        out["price"] = check.number("price", "negative_amount")
+    if table == "devices":
+        out["kind"] = check.enum("kind", DEVICE_KINDS)
+        out["first_seen"] = check.timestamp("first_seen")
+    if table in ("logins", "orders", "reviews"):
+        out["ts"] = check.timestamp("ts")
+    if table == "orders":
+        out["amount"] = check.number("amount", "negative_amount")
+        out["status"] = check.enum("status", ORDER_STATUSES)
+
+
 def _table_rules(table: str, check: _Checker, out: pd.DataFrame) -> None:
     """Per-table value rules: timestamps, enums, numbers, ranges, typed output columns."""
     frame = check.frame
@@ -372,16 +397,7 @@ def _table_rules(table: str, check: _Checker, out: pd.DataFrame) -> None:
         out["country"] = country
         for col in (c for c in frame.columns if c.startswith("feat_")):
             out[col] = check.number(col, rule_negative=None)  # negative features are fine
-    if table == "products":
-        out["price"] = check.number("price", "negative_amount")
-    if table == "devices":
-        out["kind"] = check.enum("kind", DEVICE_KINDS)
-        out["first_seen"] = check.timestamp("first_seen")
-    if table in ("logins", "orders", "reviews"):
-        out["ts"] = check.timestamp("ts")
-    if table == "orders":
-        out["amount"] = check.number("amount", "negative_amount")
-        out["status"] = check.enum("status", ORDER_STATUSES)
+    typed_column_rules(table, check, out)
     if table == "reviews":
         values = frame["rating"].str.strip()
         rating = check.number("rating", rule_negative=None)

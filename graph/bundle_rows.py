@@ -42,10 +42,10 @@ from graph.bundle import (
     TEXT_COLUMNS,
     _utf8_len,
     contract_columns,
+    typed_column_rules,
 )
 from graph.countries import ISO_3166_ALPHA2
 from graph.limits import DEFAULT_MAX_FIELD_BYTES
-from graph.schema import DEVICE_KINDS, ORDER_STATUSES
 
 __all__ = ["Reject", "ValidatedRows", "table_columns", "validate_rows"]
 
@@ -243,16 +243,7 @@ def _table_rules(table: str, check: _Table, out: dict[str, list[Any]]) -> None:
         out["country"] = [v.upper() for v in out["country"]]
         for col in (c for c in check.columns if c.startswith("feat_")):
             out[col] = check.number(col, rule_negative=None)
-    if table == "products":
-        out["price"] = check.number("price", "negative_amount")
-    if table == "devices":
-        out["kind"] = check.enum("kind", DEVICE_KINDS)
-        out["first_seen"] = check.timestamp("first_seen")
-    if table in ("logins", "orders", "reviews"):
-        out["ts"] = check.timestamp("ts")
-    if table == "orders":
-        out["amount"] = check.number("amount", "negative_amount")
-        out["status"] = check.enum("status", ORDER_STATUSES)
+    typed_column_rules(table, check, out)
     if table == "reviews":
         values = check.stripped("rating")
         out["rating"] = []
