@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from neo4j import ManagedTransaction
 from pydantic import BaseModel, ConfigDict, Field
 
-from graph.bundle import ID_COLUMNS, OPTIONAL_COLUMNS, REQUIRED
+from graph.bundle import ID_COLUMNS, OPTIONAL_COLUMNS, REFERENCES, REQUIRED
 from graph.bundle_rows import Reject, validate_rows
 from graph.neo4j.load import WRITES, row_columns
 from graph.neo4j.neighbourhood import NEIGHBOURHOODS, neighbourhood_of
@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
 TABLES = ("logins", "orders", "reviews")
-REFERENCED = {"user_id": "users", "product_id": "products", "device_id": "devices"}
+# The id columns the event tables reference and the table each names (graph.bundle.REFERENCES)
+REFERENCED = {col: target for t in TABLES for col, target in REFERENCES[t]}
 Value = str | int | float | None
 Row = dict[Annotated[str, Field(max_length=64)], Value]
 Rows = dict[str, list[dict[str, str]]]

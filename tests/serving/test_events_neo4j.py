@@ -43,6 +43,17 @@ def _orders(who: dict[str, Any], prefix: str, n: int, status: str) -> list[dict[
     ]  # fmt: skip
 
 
+def _three_tables(
+    who: dict[str, Any], prefix: str, status: str, rating: int, text: str
+) -> dict[str, list[dict[str, Any]]]:
+    """Two orders, a login and a review by ``who``: an event touching every event table."""
+    return {"orders": _orders(who, prefix, 2, status),
+            "logins": [{"user_id": who["user"], "device_id": who["device"], "ts": who["latest"]}],
+            "reviews": [{"review_id": f"{prefix}-r", "user_id": who["user"],
+                         "product_id": who["product"], "rating": rating, "text": text,
+                         "ts": who["latest"]}]}  # fmt: skip
+
+
 def test_five_chargebacks_raise_risk_at_once(client: TestClient, scored_graph: Settings) -> None:
     who = _quiet(scored_graph)
     url = f"/v1/users/{who['user']}/score"
@@ -63,11 +74,7 @@ def test_five_chargebacks_raise_risk_at_once(client: TestClient, scored_graph: S
 
 def test_same_event_twice_changes_nothing(client: TestClient, scored_graph: Settings) -> None:
     who = _quiet(scored_graph)
-    events = {"orders": _orders(who, "idem", 2, "paid"),
-              "logins": [{"user_id": who["user"], "device_id": who["device"], "ts": who["latest"]}],
-              "reviews": [{"review_id": "idem-r", "user_id": who["user"],
-                           "product_id": who["product"], "rating": 4, "text": "fine, thanks",
-                           "ts": who["latest"]}]}  # fmt: skip
+    events = _three_tables(who, "idem", "paid", 4, "fine, thanks")
     first = client.post("/v1/events", json=events, headers=HEADERS)
     assert first.status_code == 200, first.text
     with open_store(scored_graph, start=False) as store:
@@ -136,11 +143,7 @@ def test_event_answer_equals_the_reference_rescore(
     from graph.neo4j.neighbourhood import read_neighbourhood
 
     who = _quiet(scored_graph)
-    events = {"orders": _orders(who, "ref", 2, "refunded"),
-              "logins": [{"user_id": who["user"], "device_id": who["device"], "ts": who["latest"]}],
-              "reviews": [{"review_id": "ref-r", "user_id": who["user"],
-                           "product_id": who["product"], "rating": 2, "text": "late",
-                           "ts": who["latest"]}]}  # fmt: skip
+    events = _three_tables(who, "ref", "refunded", 2, "late")
     got = client.post("/v1/events", json=events, headers=HEADERS)
     assert got.status_code == 200, got.text
     assert got.json()["accepted"] == {"logins": 1, "orders": 2, "reviews": 1}
