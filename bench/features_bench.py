@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import resource
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import LiteralString
 
+import numpy as np
 import pandas as pd
 
 CYPHER_USER_ORDERS: LiteralString = """
@@ -33,6 +37,20 @@ WITH u, count(o) AS n, sum(o.amount) AS spend, max(o.amount) AS max_amount,
      sum(CASE o.status WHEN 'chargeback' THEN 1 ELSE 0 END) AS chargeback
 RETURN u.user_id AS id, n, spend, max_amount, refunded, chargeback
 """
+
+
+BINCOUNT = "baseline: bincount of the orders' users, shuffled (linear)"
+ARGSORT = "baseline: argsort of the orders' users, shuffled (n log n)"
+
+
+def best_of(times: int, fn: Callable[[], object]) -> float:
+    """The fastest of ``times`` calls, in seconds (a baseline's noise floor on a shared box)."""
+    best = float("inf")
+    for _ in range(times):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 class Timer:
@@ -74,6 +92,15 @@ def bench_size(n: int, with_neo4j: bool) -> list[dict[str, object]]:
         build_features(g, None)
     again = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - again
     edges = sum(len(f) for f in g.edges.values())
+    # Baselines in the same process over the same array (the orders' users, shuffled with a
+    # fixed seed: the export keeps edges sorted by user, and a sort of sorted data or a count
+    # over it would not touch memory the way the features' scattered reads do): a linear
+    # pass with random access (``bincount``) and an n log n one (``argsort``).
+    order_users = g.edges[next(et for et in g.edges if et[1] == "ordered")]["src"].to_numpy()
+    shuffled = np.random.default_rng(0).permutation(order_users)
+    t_count = best_of(3, partial(np.bincount, shuffled, minlength=n))
+    t_sort = best_of(3, partial(np.argsort, shuffled, kind="stable"))
+    del shuffled
     note = f"generate {t_gen.seconds:.1f}s, validate {t_read.seconds:.1f}s, assemble {t_assemble.seconds:.1f}s"
     rows: list[dict[str, object]] = [
         {
@@ -89,6 +116,20 @@ def bench_size(n: int, with_neo4j: bool) -> list[dict[str, object]]:
             "path": "numpy, all node types, second call",
             "seconds": t_again.seconds,
             "note": f"{again:,} page faults",
+        },
+        {
+            "users": n,
+            "edges": edges,
+            "path": BINCOUNT,
+            "seconds": t_count,
+            "note": f"{len(order_users):,} orders, best of 3",
+        },
+        {
+            "users": n,
+            "edges": edges,
+            "path": ARGSORT,
+            "seconds": t_sort,
+            "note": "best of 3",
         },
     ]
     if not with_neo4j:
@@ -136,6 +177,15 @@ def main() -> None:
     args = parser.parse_args()
     rows = [row for n in args.sizes.split(",") for row in bench_size(int(n), args.neo4j)]
     frame = pd.DataFrame(rows)
+    sizes = sorted(frame["users"].unique())
+    if len(sizes) > 1:  # growth per path: least-squares slope of log(seconds) on log(users)
+        print("growth exponent over", ", ".join(f"{n:,}" for n in sizes), "users")
+        for path, part in frame.groupby("path", sort=False):
+            slope = np.polyfit(np.log(part["users"].astype(float)), np.log(part["seconds"]), 1)[0]
+            steps = part["seconds"].to_numpy()
+            ratios = " ".join(f"x{b / a:.2f}" for a, b in itertools.pairwise(steps))
+            print(f"  {path:<62} {slope:5.2f}   step by step {ratios}")
+        print()
     frame["seconds"] = frame["seconds"].map(lambda s: f"{s:.2f}")
     print(frame.to_string(index=False))
 

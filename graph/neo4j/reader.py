@@ -268,8 +268,9 @@ def _column(
     order: np.ndarray | None = None,
     blank_is_none: bool = False,
 ) -> Any:
-    """A frame column, rows taken in ``order``: numbers as numpy, strings as pandas ``str``;
-    with ``blank_is_none``, an object column where empty strings are ``None``."""
+    """A frame column, rows taken in ``order``: numbers as numpy, strings as pandas ``str``
+    (Arrow-backed: no Python object per row); with ``blank_is_none``, empty strings become
+    missing (NaN)."""
     if isinstance(values, np.ndarray):
         return values if order is None else values[order]
     if order is not None:
@@ -277,7 +278,6 @@ def _column(
     if blank_is_none:
         blank = pc.equal(values, "")
         values = pc.if_else(blank, pa.scalar(None, pa.string()), values)
-        return pd.Series(values.to_numpy(zero_copy_only=False), dtype=object)
     return pd.Series(values, dtype="str")
 
 
