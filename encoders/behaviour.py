@@ -19,6 +19,7 @@ from graph.export import GraphExport
 
 MS_PER_DAY = 86_400_000.0
 MS_PER_HOUR = 3_600_000
+CHANGE_WINDOW_DAYS = 7  # "recent" for the change features: a week of orders
 
 
 def _count(index: np.ndarray, n: int, weights: np.ndarray | None = None) -> np.ndarray:
@@ -70,6 +71,35 @@ def _max_per_hour(u: np.ndarray, ts: np.ndarray, n: int) -> np.ndarray:
     first = np.flatnonzero(np.r_[True, run_user[1:] != run_user[:-1]])
     out[run_user[first]] = np.maximum.reduceat(run_len, first)
     return out
+
+
+def change_features(
+    recent_orders: np.ndarray,
+    recent_spend: np.ndarray,
+    prior_orders: np.ndarray,
+    prior_spend: np.ndarray,
+    age_days: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The last ``CHANGE_WINDOW_DAYS`` against the account's own history before them.
+
+    Bust-outs (a clean history, then a spike of large orders) and takeovers (an established
+    account suddenly ordering) differ from the account's own past, not from other accounts:
+    seven orders in a week is ordinary for one buyer and a spree for another. Defined for
+    every account (no history before the window: the rate before it is zero and the amount
+    ratio neutral, 1), so online scoring computes the same from one user's orders.
+    """
+    total = recent_spend + prior_spend
+    prior_days = np.maximum(age_days - CHANGE_WINDOW_DAYS, CHANGE_WINDOW_DAYS)
+    both = (recent_orders > 0) & (prior_orders > 0) & (prior_spend > 0)
+    recent_mean = np.divide(recent_spend, recent_orders, out=np.ones_like(total), where=both)
+    prior_mean = np.divide(prior_spend, prior_orders, out=np.ones_like(total), where=both)
+    return {
+        "recent_spend_share": np.divide(
+            recent_spend, total, out=np.zeros_like(total), where=total > 0
+        ),
+        "order_rate_change": recent_orders / (1.0 + prior_orders * CHANGE_WINDOW_DAYS / prior_days),
+        "amount_change": recent_mean / prior_mean,
+    }
 
 
 def _device_index(g: GraphExport, device_id: pd.Series) -> np.ndarray:
@@ -126,6 +156,18 @@ def user_features(g: GraphExport) -> pd.DataFrame:
         np.minimum.at(first_order, u, ts.astype(np.float64))
     feats["days_to_first_order"] = np.where(
         np.isfinite(first_order), (first_order - created) / MS_PER_DAY, -1.0
+    )
+    recent = ts >= now - CHANGE_WINDOW_DAYS * MS_PER_DAY
+    recent_orders = _count(u, n, recent.astype(float))
+    recent_spend = _count(u, n, np.where(recent, amount, 0.0))
+    feats.update(
+        change_features(
+            recent_orders,
+            recent_spend,
+            n_orders - recent_orders,
+            spend - recent_spend,
+            feats["account_age_days"],
+        )
     )
 
     uses = g.edges[schema.USES_EDGE]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from encoders.behaviour import MS_PER_DAY, MS_PER_HOUR
+from encoders.behaviour import CHANGE_WINDOW_DAYS, MS_PER_DAY, MS_PER_HOUR, change_features
 from encoders.edge_features import DAY_MS, STATUSES
 from graph import schema
 from graph.export import GraphExport
@@ -131,6 +131,16 @@ def user_feature_values(ev: UserEvents, now: int) -> dict[str, float]:
     created = int(np.nan_to_num(ev.created_at, nan=0.0))
     out["account_age_days"] = max(now - created, 0) / MS_PER_DAY
     out["days_to_first_order"] = (float(ts.min()) - created) / MS_PER_DAY if len(ts) else -1.0
+    recent = ts >= now - CHANGE_WINDOW_DAYS * MS_PER_DAY
+    recent_n, recent_spend = float(recent.sum()), float(amount[recent].sum())
+    change = change_features(
+        np.array([recent_n]),
+        np.array([recent_spend]),
+        np.array([n - recent_n]),
+        np.array([spend - recent_spend]),
+        np.array([out["account_age_days"]]),
+    )
+    out.update({name: float(values[0]) for name, values in change.items()})
 
     users = np.maximum(np.nan_to_num(ev.device_users, nan=1.0), 1.0)
     n_dev = float(len(users))
