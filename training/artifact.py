@@ -39,17 +39,20 @@ class ModelArtifact:
     path: Path
 
     def check_features(self, features: NodeFeatures) -> None:
-        """Refuse a graph whose features differ from the ones the model was trained on."""
+        """Refuse a graph that lacks a feature the model was trained on.
+
+        Columns the graph has beyond those are ignored (every consumer selects the artifact's
+        own columns by name): a bundle with a new ``feat_*`` column, or a riskgraph release
+        that computes a new behaviour feature, keeps scoring with the deployed model until
+        the next ``riskgraph train`` picks them up."""
         got = features.feature_names()
         for nt, names in self.feature_names.items():
-            have = got.get(nt)
-            if have != names:
-                missing = sorted(set(names) - set(have or []))
-                extra = sorted(set(have or []) - set(names))
+            have = set(got.get(nt) or [])
+            missing = [name for name in names if name not in have]
+            if missing:
                 raise FeatureMismatchError(
-                    f"artifact {self.version} was trained on other {nt} features than the graph has "
-                    f"(missing: {missing or 'none'}, unexpected: {extra or 'none'}); retrain with "
-                    "`riskgraph train`"
+                    f"artifact {self.version} was trained on {nt} features the graph lacks: "
+                    f"{', '.join(missing)}; retrain with `riskgraph train`"
                 )
         trained_on = self.config.get("text_model")
         if trained_on is not None and features.text_model != trained_on:

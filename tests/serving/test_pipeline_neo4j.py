@@ -116,6 +116,13 @@ def test_scoring_refuses_an_artifact_with_other_features(scored, neo4j_settings:
     other = dataclasses.replace(features, scalars={**features.scalars, "user": renamed})
     with pytest.raises(FeatureMismatchError, match="chargeback_rate"):
         score_users(ctx.graph, other, artifact)
+    # A column the model was not trained on (a new feat_* or behaviour feature) is ignored.
+    extra = features.scalars["user"].assign(feat_new_signal=1.0)
+    wider = dataclasses.replace(features, scalars={**features.scalars, "user": extra})
+    same = score_users(ctx.graph, wider, artifact).frame["risk_score"].to_numpy()
+    np.testing.assert_allclose(
+        same, scored["scores"].frame["risk_score"].to_numpy(), rtol=1e-5, atol=1e-6
+    )
     # Same columns, embeddings from another encoder (checkpoint or int8 setting): refused too.
     assert features.text_model is not None and artifact.config["text_model"] == features.text_model
     swapped = dataclasses.replace(features, text_model=features.text_model + "-int8")
