@@ -11,6 +11,12 @@ without text). With ``--neo4j`` the bundle is also imported into the configured 
 reset first: use a scratch server), and two ways of getting the same per-user order features
 are timed: (a) ``export_graph`` + numpy, (b) one Cypher aggregation query per user over
 ``ORDERED`` (the in-database alternative). The printed table puts them side by side.
+
+Two baselines run in the same process at each size over the orders' users (shuffled): a
+``bincount`` (linear, with the random access the features' scattered reads have) and an
+``argsort`` (n log n). With more than one size, each path's growth exponent (least-squares
+slope of log seconds on log users) and its step-by-step ratios are printed first, so the
+features' growth reads against what this machine's caches do to the two references.
 """
 
 from __future__ import annotations
