@@ -41,7 +41,7 @@ def _timestamps(frame: pd.DataFrame, col: str) -> np.ndarray:
     return pd.to_numeric(frame[col], errors="coerce").fillna(0).to_numpy(np.int64)
 
 
-def _is_status(status: pd.Series) -> dict[str, np.ndarray]:
+def status_masks(status: pd.Series) -> dict[str, np.ndarray]:
     """``status == s`` for every order status, from one factorisation of the column (missing
     never equals anything), instead of an object array of ten million Python strings."""
     codes, uniques = pd.factorize(status)
@@ -131,7 +131,7 @@ def user_features(g: GraphExport) -> pd.DataFrame:
     orders = g.edges[schema.ORDERED_EDGE]
     u = orders["src"].to_numpy(np.int64)
     amount = pd.to_numeric(orders["amount"], errors="coerce").fillna(0).to_numpy(np.float64)
-    is_status = _is_status(orders["status"])
+    is_status = status_masks(orders["status"])
     ts = _timestamps(orders, "ts")
     n_orders = _count(u, n)
     spend = _count(u, n, amount)
@@ -208,7 +208,7 @@ def merchant_features(g: GraphExport) -> pd.DataFrame:
     ok = m >= 0
     m = m[ok]
     amount = pd.to_numeric(orders["amount"], errors="coerce").fillna(0).to_numpy(np.float64)[ok]
-    is_status = {s: v[ok] for s, v in _is_status(orders["status"]).items()}
+    is_status = {s: v[ok] for s, v in status_masks(orders["status"]).items()}
     ts = _timestamps(orders, "ts")[ok]
     buyer_created = _timestamps(g.nodes["user"], "created_at")[orders["src"].to_numpy(np.int64)][ok]
     n_orders = _count(m, n)
@@ -254,7 +254,7 @@ def product_features(g: GraphExport) -> pd.DataFrame:
                 _count(
                     p,
                     n,
-                    _is_status(orders["status"])[schema.CHARGEBACK].astype(float),
+                    status_masks(orders["status"])[schema.CHARGEBACK].astype(float),
                 ),
                 _count(p, n),
             ),

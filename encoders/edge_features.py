@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from encoders.behaviour import reference_time
+from encoders.behaviour import reference_time, status_masks
 from graph import schema
 from graph.export import GraphExport
 from graph.schema import EdgeType
@@ -44,10 +44,9 @@ def _ordered(frame: pd.DataFrame, now: int) -> np.ndarray:
     amount = pd.to_numeric(frame["amount"], errors="coerce").fillna(0).to_numpy(np.float64)
     out = np.empty((len(frame), len(EDGE_FEATURES[schema.ORDERED])), dtype=np.float32)
     out[:, 0] = np.log1p(amount) / 5.0
-    codes, uniques = pd.factorize(frame["status"])
-    code_of = {v: i for i, v in enumerate(uniques) if isinstance(v, str)}
+    is_status = status_masks(frame["status"])
     for j, s in enumerate(STATUSES, start=1):
-        out[:, j] = codes == code_of.get(s, -2)
+        out[:, j] = is_status[s]
     out[:, len(STATUSES) + 1] = _days_before(now, frame["ts"])
     out[:, len(STATUSES) + 2] = _has_device(frame["device_id"])
     return out

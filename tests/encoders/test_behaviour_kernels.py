@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from encoders.behaviour import MS_PER_HOUR, _device_index, _is_status, _max_per_hour
+from encoders.behaviour import MS_PER_HOUR, _device_index, _max_per_hour, status_masks
 from encoders.edge_features import STATUSES, _days_before, _ordered
 from graph import schema
 from graph.export import GraphExport
@@ -49,11 +49,11 @@ def test_max_orders_per_hour_equals_the_groupby(spread_ms: int) -> None:
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_order_statuses_as_codes_equal_the_object_comparison(dtype: object) -> None:
     status = pd.Series(["paid", None, "refunded", "chargeback", "paid", "odd"], dtype=dtype)
-    got = _is_status(status)
+    got = status_masks(status)
     values = status.to_numpy(dtype=object)
     for st in schema.ORDER_STATUSES:
         np.testing.assert_array_equal(got[st], values == st)
-    assert not _is_status(pd.Series(["paid"]))[schema.CANCELLED].any()
+    assert not status_masks(pd.Series(["paid"]))[schema.CANCELLED].any()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
